@@ -1,0 +1,149 @@
+"""Typed client for `Consortium`: membership, votes and nodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from web3.types import TxReceipt
+
+from ledger.clients.base import ContractClient
+from ledger.ids import as_address, as_bytes32
+
+
+class OrgStatus(IntEnum):
+    NONE = 0
+    PROPOSED = 1
+    ACTIVE = 2
+    SUSPENDED = 3
+
+
+class NodeStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    REVOKED = 2
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    org_id: bytes
+    status: NodeStatus
+    endpoint: str
+    tls_cert_sha256: bytes
+    tee_measurement: bytes
+
+
+class ConsortiumClient(ContractClient):
+    contract_name = "Consortium"
+
+    def propose_member(self, org_id: bytes, name: str, roles: int, admin: str) -> bytes:
+        receipt = self._transact(
+            "proposeMember", as_bytes32(org_id, "org_id"), name, roles, as_address(admin, "admin")
+        )
+        return self._proposal_id(receipt)
+
+    def propose_suspension(self, org_id: bytes) -> bytes:
+        return self._proposal_id(self._transact("proposeSuspension", as_bytes32(org_id, "org_id")))
+
+    def propose_reinstatement(self, org_id: bytes) -> bytes:
+        return self._proposal_id(
+            self._transact("proposeReinstatement", as_bytes32(org_id, "org_id"))
+        )
+
+    def vote(self, proposal_id: bytes) -> TxReceipt:
+        return self._transact("vote", as_bytes32(proposal_id, "proposal_id"))
+
+    def register_node(
+        self, node: str, endpoint: str, tls_cert_sha256: bytes, tee_measurement: bytes = bytes(32)
+    ) -> TxReceipt:
+        return self._transact(
+            "registerNode",
+            as_address(node, "node"),
+            endpoint,
+            as_bytes32(tls_cert_sha256, "tls_cert_sha256"),
+            as_bytes32(tee_measurement, "tee_measurement"),
+        )
+
+    def update_node(
+        self, node: str, endpoint: str, tls_cert_sha256: bytes, tee_measurement: bytes = bytes(32)
+    ) -> TxReceipt:
+        return self._transact(
+            "updateNode",
+            as_address(node, "node"),
+            endpoint,
+            as_bytes32(tls_cert_sha256, "tls_cert_sha256"),
+            as_bytes32(tee_measurement, "tee_measurement"),
+        )
+
+    def revoke_node(self, node: str) -> TxReceipt:
+        return self._transact("revokeNode", as_address(node, "node"))
+
+    # views
+
+    def org_status(self, org_id: bytes) -> OrgStatus:
+        return OrgStatus(self._call("orgStatus", as_bytes32(org_id, "org_id")))
+
+    def is_active_org(self, org_id: bytes) -> bool:
+        return bool(self._call("isActiveOrg", as_bytes32(org_id, "org_id")))
+
+    def org_roles(self, org_id: bytes) -> int:
+        return int(self._call("orgRoles", as_bytes32(org_id, "org_id")))
+
+    def org_name(self, org_id: bytes) -> str:
+        return str(self._call("orgName", as_bytes32(org_id, "org_id")))
+
+    def org_admin(self, org_id: bytes) -> str:
+        return str(self._call("orgAdmin", as_bytes32(org_id, "org_id")))
+
+    def org_of_account(self, account: str) -> bytes:
+        return bytes(self._call("orgOfAccount", as_address(account, "account")))
+
+    def is_active_node(self, node: str) -> bool:
+        return bool(self._call("isActiveNode", as_address(node, "node")))
+
+    def node_info(self, node: str) -> NodeInfo:
+        org, status, endpoint, cert, tee = self._call("nodeInfo", as_address(node, "node"))
+        return NodeInfo(bytes(org), NodeStatus(status), str(endpoint), bytes(cert), bytes(tee))
+
+    def active_org_count(self) -> int:
+        return int(self._call("activeOrgCount"))
+
+    def threshold_percent(self) -> int:
+        return int(self._call("thresholdPercent"))
+
+    def has_voted(self, proposal_id: bytes, org_id: bytes) -> bool:
+        return bool(
+            self._call(
+                "hasVoted", as_bytes32(proposal_id, "proposal_id"), as_bytes32(org_id, "org_id")
+            )
+        )
+
+    def proposal_executed(self, proposal_id: bytes) -> bool:
+        return bool(self._call("proposalExecuted", as_bytes32(proposal_id, "proposal_id")))
+
+    def proposal_votes(self, proposal_id: bytes) -> int:
+        return int(self._call("proposalVotes", as_bytes32(proposal_id, "proposal_id")))
+
+    def has_role(self, org_id: bytes, role: int) -> bool:
+        return bool(self._call("hasRole", as_bytes32(org_id, "org_id"), role))
+
+    def node_org(self, node: str) -> bytes:
+        return bytes(self._call("nodeOrg", as_address(node, "node")))
+
+    def active_member_org(self, account: str) -> bytes:
+        """The account's organisation; raises `NotActiveMember` unless it may act now."""
+        return bytes(self._call("activeMemberOrg", as_address(account, "account")))
+
+    def active_admin_org(self, account: str) -> bytes:
+        """The Active organisation whose admin `account` is, else 32 zero bytes."""
+        return bytes(self._call("activeAdminOrg", as_address(account, "account")))
+
+    def active_node_org(self, node: str) -> bytes:
+        """The organisation of an active node of an Active organisation, else 32 zero bytes."""
+        return bytes(self._call("activeNodeOrg", as_address(node, "node")))
+
+    def max_endpoint_length(self) -> int:
+        return int(self._call("MAX_ENDPOINT_LENGTH"))
+
+    def _proposal_id(self, receipt: TxReceipt) -> bytes:
+        return bytes(self.events_in(receipt, "ProposalCreated")[0]["proposalId"])

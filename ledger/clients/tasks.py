@@ -1,0 +1,149 @@
+"""Typed client for `TaskRegistry`: the on-chain task state machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from web3.types import TxReceipt
+
+from ledger.clients.base import ContractClient
+from ledger.ids import InvalidInput, as_address, as_bytes32
+
+
+class TaskState(IntEnum):
+    NONE = 0
+    CREATED = 1
+    RUNNING = 2
+    COMPLETED = 3
+    DISPUTED = 4
+    FAILED = 5
+    EXPIRED = 6
+
+
+class Reason(IntEnum):
+    """Failure reason codes; below 100 the contract's own, from 100 node-reported."""
+
+    GRANT_REVOKED = 1
+    PARTICIPANT_INACTIVE = 2
+    ALGORITHM_DEPRECATED = 3
+    ALGORITHM_DIGEST_MISMATCH = 100
+    DATASET_MISMATCH = 101
+    GRANT_INVALID = 102
+    PROTOCOL_ERROR = 103
+    PEER_TIMEOUT = 104
+
+
+@dataclass(frozen=True)
+class Participant:
+    node: str
+    dataset_id: bytes = bytes(32)
+    dataset_version: int = 0
+    grant_id: bytes = bytes(32)
+
+    def as_tuple(self, index: int) -> tuple[str, bytes, int, bytes]:
+        field = f"participants[{index}]"
+        if not 0 <= self.dataset_version < 2**32:
+            raise InvalidInput(f"{field}.dataset_version", f"out of range: {self.dataset_version}")
+        return (
+            as_address(self.node, f"{field}.node"),
+            as_bytes32(self.dataset_id, f"{field}.dataset_id"),
+            self.dataset_version,
+            as_bytes32(self.grant_id, f"{field}.grant_id"),
+        )
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    creator_org: bytes
+    algorithm_digest: bytes
+    params_digest: bytes
+    deadline: int
+    state: TaskState
+    participant_count: int
+    accepted_count: int
+    result_count: int
+
+
+@dataclass(frozen=True)
+class ParticipantStatus:
+    accepted: bool
+    input_anchored: bool
+    result_submitted: bool
+    result_digest: bytes
+
+
+class TaskRegistryClient(ContractClient):
+    contract_name = "TaskRegistry"
+
+    def create(
+        self,
+        task_id: bytes,
+        algorithm_digest: bytes,
+        params_digest: bytes,
+        deadline: int,
+        participants: list[Participant],
+    ) -> TxReceipt:
+        return self._transact(
+            "createTask",
+            as_bytes32(task_id, "task_id"),
+            as_bytes32(algorithm_digest, "algorithm_digest"),
+            as_bytes32(params_digest, "params_digest"),
+            deadline,
+            [p.as_tuple(i) for i, p in enumerate(participants)],
+        )
+
+    def accept(self, task_id: bytes) -> TxReceipt:
+        return self._transact("acceptTask", as_bytes32(task_id, "task_id"))
+
+    def refuse(self, task_id: bytes, reason: int) -> TxReceipt:
+        return self._transact("refuseTask", as_bytes32(task_id, "task_id"), int(reason))
+
+    def anchor_input(self, task_id: bytes, commitment: bytes) -> TxReceipt:
+        return self._transact(
+            "anchorInput", as_bytes32(task_id, "task_id"), as_bytes32(commitment, "commitment")
+        )
+
+    def anchor_checkpoint(self, task_id: bytes, round_: int, digest: bytes) -> TxReceipt:
+        return self._transact(
+            "anchorCheckpoint",
+            as_bytes32(task_id, "task_id"),
+            round_,
+            as_bytes32(digest, "checkpoint digest"),
+        )
+
+    def submit_result(
+        self, task_id: bytes, result_digest: bytes, evidence_root: bytes
+    ) -> TxReceipt:
+        return self._transact(
+            "submitResult",
+            as_bytes32(task_id, "task_id"),
+            as_bytes32(result_digest, "result_digest"),
+            as_bytes32(evidence_root, "evidence_root"),
+        )
+
+    def report_failure(self, task_id: bytes, reason: int) -> TxReceipt:
+        return self._transact("reportFailure", as_bytes32(task_id, "task_id"), int(reason))
+
+    def expire(self, task_id: bytes) -> TxReceipt:
+        return self._transact("expire", as_bytes32(task_id, "task_id"))
+
+    def max_participants(self) -> int:
+        return int(self._call("MAX_PARTICIPANTS"))
+
+    def state(self, task_id: bytes) -> TaskState:
+        return TaskState(self._call("taskState", as_bytes32(task_id, "task_id")))
+
+    def info(self, task_id: bytes) -> TaskInfo:
+        c, a, p, d, s, n, acc, res = self._call("taskInfo", as_bytes32(task_id, "task_id"))
+        return TaskInfo(bytes(c), bytes(a), bytes(p), int(d), TaskState(s), n, acc, res)
+
+    def participants(self, task_id: bytes) -> list[Participant]:
+        rows = self._call("participants", as_bytes32(task_id, "task_id"))
+        return [Participant(str(n), bytes(d), int(v), bytes(g)) for n, d, v, g in rows]
+
+    def participant_status(self, task_id: bytes, node: str) -> ParticipantStatus:
+        a, i, r, d = self._call(
+            "participantStatus", as_bytes32(task_id, "task_id"), as_address(node, "node")
+        )
+        return ParticipantStatus(bool(a), bool(i), bool(r), bytes(d))

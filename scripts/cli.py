@@ -1,0 +1,98 @@
+"""The `provnet` command line.
+
+Every command validates its input before touching a chain or a file, and any error
+reaches the user as one line naming what is wrong (`--debug` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ledger.errors import ChainError
+from ledger.ids import InvalidInput
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _contracts_build(args: argparse.Namespace) -> int:
+    from ledger.compiler import main as build
+
+    build()
+    return 0
+
+
+def _chain_deploy(args: argparse.Namespace) -> int:
+    from scripts.deploy_command import deploy_command
+
+    return deploy_command(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from scripts.demo import run_demo
+
+    return run_demo(as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="provnet", description="Blockchain-audited data-sharing network"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    contracts = sub.add_parser("contracts", help="Solidity sources and artifacts")
+    contracts_sub = contracts.add_subparsers(dest="action", required=True)
+    build = contracts_sub.add_parser("build", help="compile contracts/*.sol into contracts/build/")
+    build.set_defaults(handler=_contracts_build)
+
+    chain = sub.add_parser("chain", help="deploy and inspect the contracts on a chain")
+    chain_sub = chain.add_subparsers(dest="action", required=True)
+    deploy = chain_sub.add_parser("deploy", help="deploy all contracts and write a manifest")
+    deploy.add_argument("--chain", required=True, help="JSON-RPC URL of the node (http://...)")
+    deploy.add_argument("--genesis", required=True, type=Path, help="genesis JSON file")
+    deploy.add_argument("--keystore", type=Path, help="deployer keystore (password from env)")
+    deploy.add_argument(
+        "--dev-account",
+        action="store_true",
+        help="deploy from a fresh key funded by the node's unlocked account (dev chains only)",
+    )
+    deploy.add_argument("--out", required=True, type=Path, help="manifest file to write")
+    deploy.set_defaults(handler=_chain_deploy)
+
+    demo = sub.add_parser("demo", help="run the consortium demo on an embedded chain")
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (InvalidInput, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"provnet: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ChainError as exc:
+        if args.debug:
+            raise
+        print(f"provnet: chain error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
