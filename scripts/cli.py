@@ -34,6 +34,18 @@ def _chain_deploy(args: argparse.Namespace) -> int:
     return deploy_command(args)
 
 
+def _task_show(args: argparse.Namespace) -> int:
+    from scripts.audit_command import task_show
+
+    return task_show(args)
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from scripts.audit_command import audit_verify
+
+    return audit_verify(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from scripts.demo import run_demo
 
@@ -66,10 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--out", required=True, type=Path, help="manifest file to write")
     deploy.set_defaults(handler=_chain_deploy)
 
+    task = sub.add_parser("task", help="inspect tasks on chain")
+    task_sub = task.add_subparsers(dest="action", required=True)
+    show = task_sub.add_parser("show", help="a task's on-chain state and participants")
+    _chain_args(show)
+    show.set_defaults(handler=_task_show)
+
+    audit = sub.add_parser("audit", help="the regulator's verification of a task")
+    audit_sub = audit.add_subparsers(dest="action", required=True)
+    verify = audit_sub.add_parser("verify", help="replay the chain and run every check")
+    _chain_args(verify)
+    verify.add_argument("--transcripts", type=Path, help="directory of <node>.json transcripts")
+    verify.add_argument("--confirmations", type=int, default=0, help="blocks behind head")
+    verify.set_defaults(handler=_audit_verify)
+
     demo = sub.add_parser("demo", help="run the consortium demo on an embedded chain")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _chain_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--chain", required=True, help="JSON-RPC URL of the node (http://...)")
+    parser.add_argument("--manifest", required=True, type=Path, help="deployment manifest")
+    parser.add_argument("task", help="task id (0x + 64 hex digits)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from ledger.ids import name_id
 from ledger.keys import new_account
 from ledger.roles import Role
 from ledger.transactions import Sender
+from ledger.transcript import Entry
 from node.algorithms import digest_placeholder
 from node.algorithms.package import package_of
 from node.datasets import import_csv
@@ -53,6 +54,7 @@ class ScenarioResult:
     deployment: Deployment
     admins: dict[str, Clients]  # clients acting as each organisation's admin
     nodes: dict[str, Clients]  # clients acting as each organisation's node
+    transcripts: dict[str, list[Entry]]  # node address -> its evidence transcript
 
 
 def short(value: bytes) -> str:
@@ -196,5 +198,6 @@ def run_scenario(
         },
         "checks": [c.to_json() for c in checks],
         "verified": all(c.passed for c in checks),
+        "deployment": deployment.to_json(),
     }
-    return ScenarioResult(report, deployment, admin_clients, node_clients)
+    return ScenarioResult(report, deployment, admin_clients, node_clients, transcripts)

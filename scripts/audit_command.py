@@ -1,0 +1,93 @@
+"""`provnet task show` and `provnet audit verify`: read-only views of a deployment.
+
+Both load and check the manifest against the chain before reading anything, so a
+regulator pointing the tool at the wrong network gets a one-line refusal, not a
+misleading report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from auditor.replay import task_history
+from auditor.verifier import verify_task
+from ledger.chain import Chain
+from ledger.clients import Clients
+from ledger.deployment import Deployment
+from ledger.ids import InvalidInput, as_bytes32
+from ledger.transcript import Entry
+
+
+def _open(args: argparse.Namespace) -> tuple[Chain, Deployment, bytes]:
+    task_id = as_bytes32(args.task, "task")
+    deployment = Deployment.load(args.manifest)
+    deployment.check_artifacts()
+    chain = Chain.connect(args.chain)
+    Clients.bind(chain, deployment)  # refuses a manifest made for another chain
+    return chain, deployment, task_id
+
+
+def task_show(args: argparse.Namespace) -> int:
+    chain, deployment, task_id = _open(args)
+    tasks = Clients.bind(chain, deployment).tasks
+    info = tasks.info(task_id)
+    print(
+        json.dumps(
+            {
+                "task": "0x" + task_id.hex(),
+                "state": info.state.name,
+                "creatorOrg": "0x" + info.creator_org.hex(),
+                "algorithmDigest": "0x" + info.algorithm_digest.hex(),
+                "deadline": info.deadline,
+                "participants": [
+                    {
+                        "node": p.node,
+                        "datasetId": "0x" + p.dataset_id.hex(),
+                        "datasetVersion": p.dataset_version,
+                        "grantId": "0x" + p.grant_id.hex(),
+                    }
+                    for p in tasks.participants(task_id)
+                ],
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def load_transcripts(directory: Path | None) -> dict[str, list[Entry]]:
+    """`<node address>.json` files, each a JSON list of transcript entries."""
+    if directory is None:
+        return {}
+    if not directory.is_dir():
+        raise InvalidInput("transcripts", f"{directory} is not a directory")
+    transcripts = {}
+    for path in sorted(directory.glob("*.json")):
+        try:
+            raw: Any = json.loads(path.read_text())
+            transcripts[path.stem] = [Entry.from_json(e) for e in raw]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"transcripts/{path.name}", f"not a transcript ({exc})") from None
+    return transcripts
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    transcripts = load_transcripts(args.transcripts)
+    chain, deployment, task_id = _open(args)
+    checks = verify_task(task_history(chain, deployment, task_id, args.confirmations), transcripts)
+    verified = all(c.passed for c in checks)
+    print(
+        json.dumps(
+            {
+                "task": "0x" + task_id.hex(),
+                "chainId": chain.chain_id,
+                "checks": [c.to_json() for c in checks],
+                "verified": verified,
+            },
+            indent=2,
+        )
+    )
+    return 0 if verified else 1

@@ -1,0 +1,98 @@
+"""`provnet audit verify` and `provnet task show` against a real anvil deployment."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from ledger.canonical import digest
+from ledger.chain import Chain
+from ledger.deployment import Deployment
+from scripts.cli import main
+from scripts.demo import ScenarioResult, run_scenario
+
+
+def _files(tmp_path: Path, scenario: ScenarioResult) -> tuple[Path, Path]:
+    manifest = tmp_path / "manifest.json"
+    Deployment.from_json(scenario.report["deployment"]).save(manifest)
+    transcripts = tmp_path / "transcripts"
+    transcripts.mkdir()
+    for node, entries in scenario.transcripts.items():
+        (transcripts / f"{node}.json").write_text(json.dumps([e.to_json() for e in entries]))
+    return manifest, transcripts
+
+
+def test_verify_show_and_tamper(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], anvil_url: str
+) -> None:
+    scenario = run_scenario(Chain.connect(anvil_url), lambda _: None)
+    manifest, transcripts = _files(tmp_path, scenario)
+    task = scenario.report["task"]
+    common = ["--chain", anvil_url, "--manifest", str(manifest), task]
+
+    assert main(["audit", "verify", "--transcripts", str(transcripts), *common]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] is True and len(report["checks"]) == 9
+
+    assert main(["task", "show", *common]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["state"] == "COMPLETED" and len(shown["participants"]) == 3
+
+    # Without transcripts the evidence check cannot pass.
+    assert main(["audit", "verify", *common]) == 1
+    report = json.loads(capsys.readouterr().out)
+    failed = {c["name"] for c in report["checks"] if not c["passed"]}
+    assert failed == {"evidence_roots_match"}
+
+    # A tampered transcript no longer hashes to its anchored root.
+    node, entries = next(iter(scenario.transcripts.items()))
+    forged = [dataclasses.replace(entries[0], digest=digest("test", b"forged")), *entries[1:]]
+    (transcripts / f"{node}.json").write_text(json.dumps([e.to_json() for e in forged]))
+    assert main(["audit", "verify", "--transcripts", str(transcripts), *common]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert {c["name"] for c in report["checks"] if not c["passed"]} == {"evidence_roots_match"}
+
+
+def test_bad_ids_manifests_and_transcripts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "manifest.json"
+    good_id = "0x" + "ab" * 32
+    url = "http://127.0.0.1:9"  # never contacted: input is rejected first
+    cases = [
+        (["task", "show", "--chain", url, "--manifest", str(manifest), "0x1234"], "task: "),
+        (["task", "show", "--chain", url, "--manifest", str(manifest), good_id], "manifest: "),
+    ]
+    manifest_bad = tmp_path / "bad.json"
+    manifest_bad.write_text(json.dumps({"version": 1, "chainId": -1}))
+    cases.append(
+        (["task", "show", "--chain", url, "--manifest", str(manifest_bad), good_id], "chainId: ")
+    )
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "0xabc.json").write_text('[{"seq": 0}]')
+    cases.append(
+        (
+            ["audit", "verify", "--transcripts", str(broken), "--chain", url,
+             "--manifest", str(manifest), good_id],
+            "transcripts/0xabc.json: ",
+        )
+    )  # fmt: skip
+    for argv, field in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"provnet: error: {field}") and err.count("\n") == 1, err
+
+
+def test_a_manifest_for_another_chain_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], anvil_url: str
+) -> None:
+    scenario = run_scenario(Chain.start_embedded(), lambda _: None)
+    manifest, _ = _files(tmp_path, scenario)
+    task = scenario.report["task"]
+    assert main(["task", "show", "--chain", anvil_url, "--manifest", str(manifest), task]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("provnet: error: chainId: manifest is for chain ")
