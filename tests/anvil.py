@@ -63,3 +63,5 @@ def running_anvil(chain_id: int = ANVIL_CHAIN_ID) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -45,6 +45,13 @@ class Clients:
             anchors=AnchorLogClient(chain, deployment.address("AnchorLog"), sender),
         )
 
+    @property
+    def account(self) -> str:
+        """The address these clients send from."""
+        if self.tasks.sender is None:
+            raise RuntimeError("read-only clients have no account")
+        return str(self.tasks.sender.address)
+
     def as_(self, sender: Sender) -> Clients:
         """The same clients acting as another account."""
         return Clients(**{f.name: getattr(self, f.name).with_sender(sender) for f in fields(self)})
