@@ -17,6 +17,7 @@ from typing import Any
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from ledger.artifacts import CONTRACT_NAMES, abi
@@ -118,7 +119,17 @@ def decode_revert(data: bytes, contract_hint: str | None = None) -> ContractReve
     except Exception:
         return UnknownRevert({"data": bytes(data)}, bytes(data), contract)
     names = [i["name"] or f"arg{n}" for n, i in enumerate(spec["inputs"])]
-    return custom_error(spec["name"])(dict(zip(names, values, strict=True)), bytes(data), contract)
+    decoded = [_checksummed(t, v) for t, v in zip(types, values, strict=True)]
+    return custom_error(spec["name"])(dict(zip(names, decoded, strict=True)), bytes(data), contract)
+
+
+def _checksummed(abi_type: str, value: Any) -> Any:
+    """eth_abi decodes addresses in lower case; callers compare EIP-55 forms."""
+    if abi_type == "address":
+        return to_checksum_address(value)
+    if abi_type.startswith("address[") and isinstance(value, list | tuple):
+        return type(value)(_checksummed(abi_type[: abi_type.rindex("[")], v) for v in value)
+    return value
 
 
 def revert_data_from(exc: BaseException) -> bytes | None:
