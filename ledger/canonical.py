@@ -57,11 +57,12 @@ def canonical_json(obj: object) -> bytes:
     """
     try:
         return rfc8785.dumps(cast("Any", obj))
-    except (rfc8785.CanonicalizationError, UnicodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         # Fast path first; only on failure walk the value to say where the problem is.
-        # UnicodeError: rfc8785 sorts keys by their UTF-16 encoding, which fails on a
-        # lone surrogate before its own check sees it. RecursionError: cyclic or
-        # absurdly deep input.
+        # Besides its own CanonicalizationError (a ValueError), rfc8785 lets through a
+        # UnicodeError when sorting keys with a lone surrogate, a plain ValueError when
+        # formatting an integer of over 4300 digits for its error message, and a
+        # RecursionError on cyclic or absurdly deep input.
         located = _locate_problem(obj)
         if located is not None:
             raise located from exc
@@ -94,15 +95,31 @@ def digest_json(kind: str, obj: object) -> bytes:
     return digest(kind, canonical_json(obj))
 
 
-def _pointer(parts: list[str]) -> str:
+# A path from the root as a linked list (parent, token), so descending costs O(1) and the
+# pointer text is only built for the one value that is reported.
+_Path = tuple["_Path", str] | None
+
+
+def _pointer(path: _Path) -> str:
     """RFC 6901 JSON Pointer for a path; the document root is shown as ``(root)``."""
-    if not parts:
-        return "(root)"
-    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
+    tokens: list[str] = []
+    while path is not None:
+        path, token = path
+        tokens.append("/" + token.replace("~", "~0").replace("/", "~1"))
+    return "".join(reversed(tokens)) or "(root)"
 
 
 def _short(value: object) -> str:
-    text = repr(value)
+    """A bounded description of a value for an error message; never raises."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        # repr of a huge int is slow and, past 4300 digits, itself a ValueError.
+        return f"<{'negative ' if value < 0 else ''}int of {value.bit_length()} bits>"
+    if isinstance(value, str | bytes):
+        value = value[:61]
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -115,12 +132,12 @@ def _locate_problem(obj: object) -> CanonicalizationError | None:
     """
     active: set[int] = set()
 
-    def walk(value: object, parts: list[str]) -> CanonicalizationError | None:
-        where = _pointer(parts)
+    def walk(value: object, path: _Path) -> CanonicalizationError | None:
         if value is None or isinstance(value, bool):
             return None
         if isinstance(value, int):
             if value < _INT_MIN or value > _INT_MAX:
+                where = _pointer(path)
                 return CanonicalizationError(
                     f"integer {_short(value)} at {where} is outside the IEEE-754 safe range "
                     f"[-(2**53-1), 2**53-1]; encode it as a string",
@@ -129,51 +146,58 @@ def _locate_problem(obj: object) -> CanonicalizationError | None:
             return None
         if isinstance(value, float):
             if not math.isfinite(value):
+                where = _pointer(path)
                 return CanonicalizationError(
                     f"float {value!r} at {where} is not representable in JSON", where
                 )
             return None
         if isinstance(value, str):
-            return _check_str(value, f"string {_short(value)} at {where}", where)
+            return _check_str(value, "string", path)
         if isinstance(value, list | tuple | dict):
             if id(value) in active:
+                where = _pointer(path)
                 return CanonicalizationError(f"cyclic reference at {where}", where)
             active.add(id(value))
             try:
                 if isinstance(value, dict):
                     for key, item in value.items():
                         if not isinstance(key, str):
+                            where = _pointer(path)
                             return CanonicalizationError(
                                 f"object key {_short(key)} ({type(key).__name__}) at {where} "
                                 f"is not a string",
                                 where,
                             )
-                        problem = _check_str(key, f"object key {_short(key)} at {where}", where)
+                        problem = _check_str(key, "object key", path)
                         if problem is None:
-                            problem = walk(item, [*parts, key])
+                            problem = walk(item, (path, key))
                         if problem is not None:
                             return problem
                 else:
                     for index, item in enumerate(value):
-                        problem = walk(item, [*parts, str(index)])
+                        problem = walk(item, (path, str(index)))
                         if problem is not None:
                             return problem
             finally:
                 active.discard(id(value))
             return None
+        where = _pointer(path)
         return CanonicalizationError(
             f"unsupported type {type(value).__name__} at {where}: {_short(value)}", where
         )
 
     try:
-        return walk(obj, [])
+        return walk(obj, None)
     except RecursionError:
         return None
 
 
-def _check_str(text: str, what: str, where: str) -> CanonicalizationError | None:
+def _check_str(text: str, what: str, path: _Path) -> CanonicalizationError | None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return CanonicalizationError(f"{what} contains a lone surrogate (not UTF-8)", where)
+        where = _pointer(path)
+        return CanonicalizationError(
+            f"{what} {_short(text)} at {where} contains a lone surrogate (not UTF-8)", where
+        )
     return None
