@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ledger.artifacts import ArtifactError
 from ledger.errors import ChainError
 from ledger.ids import InvalidInput
 
@@ -115,10 +116,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"provnet: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except ChainError as exc:
+    except (ChainError, ArtifactError) as exc:
         if args.debug:
             raise
         print(f"provnet: chain error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # anything unforeseen: one line, the traceback only on request
+        if args.debug:
+            raise
+        print(
+            f"provnet: unexpected {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr
+        )
         return EXIT_FAILURE
 
 
