@@ -47,6 +47,18 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return audit_verify(args)
 
 
+def _node_init(args: argparse.Namespace) -> int:
+    from scripts.node_command import node_init
+
+    return node_init(args)
+
+
+def _node_register(args: argparse.Namespace) -> int:
+    from scripts.node_command import node_register
+
+    return node_register(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from scripts.demo import run_demo
 
@@ -92,6 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--transcripts", type=Path, help="directory of <node>.json transcripts")
     verify.add_argument("--confirmations", type=int, default=0, help="blocks behind head")
     verify.set_defaults(handler=_audit_verify)
+
+    node = sub.add_parser("node", help="set up and run a node")
+    node_sub = node.add_subparsers(dest="action", required=True)
+    init = node_sub.add_parser("init", help="create a node's keys, TLS identity and config")
+    init.add_argument("--dir", required=True, type=Path, help="new directory for the node")
+    init.add_argument("--name", required=True, help="human name of the node")
+    init.add_argument("--chain", required=True, help="JSON-RPC URL of the chain")
+    init.add_argument("--manifest", required=True, type=Path, help="deployment manifest")
+    init.add_argument("--peer-listen", default="127.0.0.1:7000", help="gRPC bind host:port")
+    init.add_argument("--peer-endpoint", help="host:port peers dial (default: --peer-listen)")
+    init.add_argument("--api-listen", default="127.0.0.1:8000", help="REST API host:port")
+    init.add_argument("--database", help="SQLAlchemy URL (default: SQLite in --dir)")
+    init.add_argument(
+        "--password-env", default="PROVNET_KEY_PASSWORD", help="env var of the password"
+    )
+    init.set_defaults(handler=_node_init)
+    register = node_sub.add_parser("register", help="the org admin registers the node on chain")
+    register.add_argument("--config", required=True, type=Path, help="the node's node.json")
+    register.add_argument("--admin-keystore", required=True, type=Path, help="org admin key")
+    register.add_argument("--admin-password-env", default="PROVNET_ADMIN_PASSWORD")
+    register.set_defaults(handler=_node_register)
 
     demo = sub.add_parser("demo", help="run the consortium demo on an embedded chain")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
