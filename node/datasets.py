@@ -96,5 +96,49 @@ def import_csv(path: Path, version_key: bytes | None = None) -> ImportedDataset:
         {c.name: int(v) if c.type == "integer" else v for c, v in zip(columns, r, strict=True)}
         for r in body
     ]
+    return _committed(columns, rows, version_key)
+
+
+def import_parquet(path: Path, version_key: bytes | None = None) -> ImportedDataset:
+    """Integer and string columns only: anything else has no canonical encoding yet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise InvalidInput("dataset file", f"{path} does not exist") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput("dataset file", f"{path} is not a Parquet file ({exc})") from None
+    _check_header(table.column_names)
+    columns = []
+    for name, field in zip(table.column_names, table.schema, strict=True):
+        if pa.types.is_integer(field.type):
+            columns.append(Column(name, "integer"))
+        elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            columns.append(Column(name, "string"))
+        else:
+            raise InvalidInput(f"column {name!r}", f"unsupported Parquet type {field.type}")
+    rows: list[Row] = table.to_pylist()
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            if value is None:
+                raise InvalidInput(f"{path.name} row {i + 1}", f"null in column {name!r}")
+    return _committed(columns, rows, version_key)
+
+
+def import_file(path: Path, version_key: bytes | None = None) -> ImportedDataset:
+    """Dispatch on the file suffix: `.csv` or `.parquet`."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return import_csv(path, version_key)
+    if suffix in (".parquet", ".pq"):
+        return import_parquet(path, version_key)
+    raise InvalidInput("dataset file", f"{path.name}: expected a .csv or .parquet file")
+
+
+def _committed(
+    columns: list[Column], rows: list[Row], version_key: bytes | None
+) -> ImportedDataset:
     key = version_key if version_key is not None else secrets.token_bytes(32)
     return ImportedDataset(columns, rows, key, row_leaf_hashes(key, rows))

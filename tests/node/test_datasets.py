@@ -61,3 +61,39 @@ def test_missing_and_binary_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00id\n")
     with pytest.raises(InvalidInput, match="UTF-8"):
         import_csv(binary, KEY)
+
+
+def test_parquet_and_csv_of_the_same_rows_commit_identically(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from node.datasets import import_file
+
+    csv = write(tmp_path, "id,amount\nA1,10\nA2,-3\n")
+    parquet = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"id": ["A1", "A2"], "amount": [10, -3]}), parquet)
+    a, b = import_file(csv, KEY), import_file(parquet, KEY)
+    assert a.rows == b.rows and a.merkle_root == b.merkle_root
+    assert a.schema_digest == b.schema_digest
+
+
+def test_parquet_rejections(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from node.datasets import import_file
+
+    floats = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"x": [1.5]}), floats)
+    with pytest.raises(InvalidInput, match="column 'x'"):
+        import_file(floats, KEY)
+    nulls = tmp_path / "n.parquet"
+    pq.write_table(pa.table({"x": [1, None]}), nulls)
+    with pytest.raises(InvalidInput, match="row 2"):
+        import_file(nulls, KEY)
+    junk = tmp_path / "j.parquet"
+    junk.write_bytes(b"not parquet")
+    with pytest.raises(InvalidInput, match="not a Parquet file"):
+        import_file(junk, KEY)
+    with pytest.raises(InvalidInput, match=r"expected a \.csv or \.parquet"):
+        import_file(tmp_path / "x.xlsx", KEY)
