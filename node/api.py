@@ -1,0 +1,139 @@
+"""The operator REST API (FastAPI): the same verbs as the CLI, behind a bearer token.
+
+No `from __future__ import annotations` here: FastAPI resolves the route signatures at
+runtime, including dependencies declared inside `create_app`.
+
+Errors are answered in one shape, `{"error": {"field", "message"}}` for bad input
+(422), `{"error": {"contractError", "arguments"}}` for a contract refusal (409), so a
+client can always tell *what* was wrong; nothing is written when a request is refused.
+"""
+
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from ledger.errors import ChainError, ContractRevert
+from ledger.ids import InvalidInput
+from node.service import NodeService
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+
+
+class GrantRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    datasetId: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    granteeOrg: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    purpose: str = Field(min_length=1, max_length=64)
+    validForSeconds: int = Field(gt=0, le=10 * 365 * 86_400)
+    maxUses: int = Field(gt=0, lt=2**32)
+    algorithmDigest: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value
+
+
+def create_app(service: NodeService, token: str, upload_dir: Path) -> FastAPI:
+    app = FastAPI(
+        title="provnet node API",
+        version="1",
+        description="Operator API of a provnet node: datasets, grants and tasks.",
+    )
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorised(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if credentials is None or not secrets.compare_digest(
+            credentials.credentials.encode(), token.encode()
+        ):
+            raise HTTPException(401, detail={"field": "Authorization", "message": "bad token"})
+
+    @app.exception_handler(InvalidInput)
+    def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
+        return JSONResponse(
+            {"error": {"field": exc.field, "message": exc.problem}}, status_code=422
+        )
+
+    @app.exception_handler(RequestValidationError)
+    def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "form"))
+        return JSONResponse(
+            {"error": {"field": field or "body", "message": str(first.get("msg"))}},
+            status_code=422,
+        )
+
+    @app.exception_handler(ContractRevert)
+    def _revert(_: Request, exc: ContractRevert) -> JSONResponse:
+        args = {k: _json_safe(v) for k, v in exc.arguments.items()}
+        body = {"contractError": exc.error_name, "arguments": args, "message": str(exc)}
+        return JSONResponse({"error": body}, status_code=409)
+
+    @app.exception_handler(ChainError)
+    def _chain(_: Request, exc: ChainError) -> JSONResponse:
+        return JSONResponse({"error": {"message": f"chain: {exc}"}}, status_code=502)
+
+    guard = [Depends(authorised)]
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/datasets", dependencies=guard, status_code=201)
+    def register_dataset(
+        name: Annotated[str, Form(min_length=1, max_length=128)],
+        classification: Annotated[int, Form(ge=1, le=4)],
+        file: Annotated[UploadFile, File()],
+    ) -> dict[str, Any]:
+        filename = Path(file.filename or "upload").name
+        if Path(filename).suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise InvalidInput("file", "expected a .csv or .parquet upload")
+        upload_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=upload_dir))
+        try:
+            staged = staging / filename  # errors then name the operator's own file
+            with staged.open("wb") as out:
+                shutil.copyfileobj(file.file, out, length=1024 * 1024)
+                size = out.tell()
+            if size > MAX_UPLOAD_BYTES:
+                raise InvalidInput("file", f"larger than {MAX_UPLOAD_BYTES} bytes")
+            return service.register_dataset(name, staged, classification)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @app.get("/datasets", dependencies=guard)
+    def list_datasets() -> list[dict[str, Any]]:
+        return service.list_datasets()
+
+    @app.post("/grants", dependencies=guard, status_code=201)
+    def grant(request: GrantRequest) -> dict[str, Any]:
+        return service.grant(
+            request.datasetId,
+            request.granteeOrg,
+            request.purpose,
+            request.validForSeconds,
+            request.maxUses,
+            request.algorithmDigest,
+        )
+
+    @app.get("/grants", dependencies=guard)
+    def list_grants() -> list[dict[str, Any]]:
+        return service.list_grants()
+
+    @app.delete("/grants/{grant_id}", dependencies=guard)
+    def revoke_grant(grant_id: str) -> dict[str, Any]:
+        return service.revoke_grant(grant_id)
+
+    return app

@@ -1,0 +1,164 @@
+"""The operator's verbs, shared by the REST API and the CLI.
+
+Each verb validates everything first, makes its off-chain state durable, and only then
+writes to chain; a retried verb finds its earlier work (on disk or on chain) and does
+not repeat it. That ordering is what keeps bad input and crashes from leaving orphaned
+chain state behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ledger.artifacts import abi
+from ledger.clients import Clients
+from ledger.clients.authorizations import ANY_APPROVED_ALGORITHM
+from ledger.clients.datasets import DatasetVersion
+from ledger.events import EventReader, Source
+from ledger.ids import InvalidInput, as_bytes32, hex32, name_id
+from node.dataset_store import DatasetStore
+from node.datasets import ImportedDataset, import_file
+
+Progress = Callable[[str], None]
+
+
+def _same_rows(a: ImportedDataset, b: ImportedDataset) -> bool:
+    return a.columns == b.columns and a.rows == b.rows
+
+
+@dataclass
+class NodeService:
+    clients: Clients  # acting as this node's account
+    org_id: bytes
+    datasets: DatasetStore
+    first_block: int = 0
+
+    # datasets -----------------------------------------------------------------
+
+    def register_dataset(
+        self, name: str, path: Path, classification: int, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Import a file, store it, then register (or add a version) on chain.
+
+        The id is derived from the org and the dataset name, so re-running the same
+        import is recognised: if the chain already holds this exact commitment as the
+        latest version, nothing new is written.
+        """
+        say = progress or (lambda _: None)
+        if not 1 <= classification <= 4:
+            raise InvalidInput("classification", f"must be 1..4, got {classification}")
+        dataset_id = name_id("dataset", f"{self.org_id.hex()}/{name}")
+        say(f"importing {path.name}")
+        data = import_file(path)
+        say(f"{len(data.rows)} rows read; commitment computed")
+        registry = self.clients.datasets
+        latest = registry.latest_version(dataset_id)
+        if latest:
+            owner = registry.owner(dataset_id)
+            if owner != self.org_id:
+                raise InvalidInput("name", f"dataset {name!r} belongs to another organisation")
+            held = self.datasets.load(dataset_id, latest)
+            if held is not None and _same_rows(held.data, data):
+                say("identical to the latest registered version; nothing to do")
+                return self._dataset_json(dataset_id, latest)
+        version = latest + 1
+        staged = self.datasets.load(dataset_id, version)
+        if staged is None:
+            self.datasets.save(dataset_id, version, data, classification)
+        elif _same_rows(staged.data, data) and staged.classification == classification:
+            say(f"resuming the registration of version {version} stored earlier")
+            data = staged.data  # its salt key, hence its commitment
+        else:
+            raise InvalidInput(
+                "file",
+                f"version {version} of {name!r} is stored but not yet registered and differs",
+            )
+        commitment = DatasetVersion(
+            data.merkle_root, len(data.rows), data.schema_digest, classification
+        )
+        if latest == 0:
+            registry.register(dataset_id, commitment, f"provnet://{name}")
+        else:
+            registry.add_version(dataset_id, commitment, f"provnet://{name}")
+        say(f"registered version {version} on chain")
+        return self._dataset_json(dataset_id, version)
+
+    def _dataset_json(self, dataset_id: bytes, version: int) -> dict[str, Any]:
+        info = self.clients.datasets.version_info(dataset_id, version)
+        return {
+            "datasetId": hex32(dataset_id),
+            "version": version,
+            "merkleRoot": hex32(info.merkle_root),
+            "rowCount": info.row_count,
+            "schemaDigest": hex32(info.schema_digest),
+            "classification": info.classification,
+        }
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        return [self._dataset_json(d, v) for d, v in self.datasets.versions()]
+
+    # grants -------------------------------------------------------------------
+
+    def grant(
+        self,
+        dataset_id: object,
+        grantee_org: object,
+        purpose: str,
+        valid_for_seconds: int,
+        max_uses: int,
+        algorithm_digest: object | None = None,
+    ) -> dict[str, Any]:
+        ds = as_bytes32(dataset_id, "datasetId")
+        grantee = as_bytes32(grantee_org, "granteeOrg")
+        algo = (
+            ANY_APPROVED_ALGORITHM
+            if algorithm_digest is None
+            else as_bytes32(algorithm_digest, "algorithmDigest")
+        )
+        if not purpose or len(purpose) > 64:
+            raise InvalidInput("purpose", "must be 1-64 characters")
+        if valid_for_seconds <= 0:
+            raise InvalidInput("validForSeconds", f"must be positive, got {valid_for_seconds}")
+        not_after = int(time.time()) + valid_for_seconds
+        grant_id = self.clients.authorizations.grant(
+            ds, grantee, name_id("purpose", purpose), not_after, max_uses, algo
+        )
+        return self.grant_json(grant_id)
+
+    def grant_json(self, grant_id: bytes) -> dict[str, Any]:
+        g = self.clients.authorizations.info(grant_id)
+        return {
+            "grantId": hex32(grant_id),
+            "datasetId": hex32(g.dataset_id),
+            "granteeOrg": hex32(g.grantee_org),
+            "algorithmDigest": hex32(g.algorithm_digest),
+            "notAfter": g.not_after,
+            "maxUses": g.max_uses,
+            "used": g.used,
+            "revoked": g.revoked,
+        }
+
+    def revoke_grant(self, grant_id: object) -> dict[str, Any]:
+        gid = as_bytes32(grant_id, "grantId")
+        if not self.clients.authorizations.is_revoked(gid):
+            self.clients.authorizations.revoke(gid)
+        return self.grant_json(gid)
+
+    def list_grants(self) -> list[dict[str, Any]]:
+        """Grants this organisation made or received, rebuilt from chain events."""
+        auth = self.clients.authorizations
+        reader = EventReader(
+            auth.chain,
+            [Source("AuthorizationRegistry", auth.address, abi("AuthorizationRegistry"))],
+        )
+        ids = [
+            bytes(e.args["grantId"])
+            for e in reader.read(self.first_block)
+            if e.name == "GrantCreated"
+            and self.org_id in (bytes(e.args["grantorOrg"]), bytes(e.args["granteeOrg"]))
+        ]
+        return [self.grant_json(g) for g in ids]
