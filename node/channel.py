@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ledger.canonical import digest, digest_json
-from ledger.transcript import Transcript
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
@@ -82,13 +81,19 @@ def message_digest(task_id: bytes, sender: str, receiver: str, step: str, payloa
     return digest("message", header + payload)
 
 
+class TranscriptSink(Protocol):
+    """Where a recording channel appends: an in-memory Transcript or the evidence store."""
+
+    def append(self, kind: str, step: str, entry_digest: bytes, peer: str = "") -> object: ...
+
+
 @dataclass
 class RecordingChannel:
     """Wraps a channel and appends every message's digest to the task transcript."""
 
     inner: Channel
     task_id: bytes
-    transcript: Transcript
+    transcript: TranscriptSink
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
