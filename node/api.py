@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.errors import ChainError, ContractRevert
 from ledger.ids import InvalidInput
-from node.service import NodeService
+from node.service import NodeService, UnknownTask
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 
@@ -36,6 +36,25 @@ class GrantRequest(BaseModel):
     validForSeconds: int = Field(gt=0, le=10 * 365 * 86_400)
     maxUses: int = Field(gt=0, lt=2**32)
     algorithmDigest: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
+class ProviderSlot(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    node: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    datasetId: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    datasetVersion: int = Field(ge=1, lt=2**32)
+    grantId: str = Field(default="0x" + "00" * 32, pattern=r"^0x[0-9a-fA-F]{64}$")
+
+
+class TaskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requestId: str = Field(min_length=1, max_length=128)
+    algorithm: str = Field(min_length=1, max_length=64)
+    params: dict[str, Any]
+    providers: list[ProviderSlot] = Field(min_length=1, max_length=15)
+    validForSeconds: int = Field(ge=60, le=7 * 86_400)
 
 
 def _json_safe(value: Any) -> Any:
@@ -62,9 +81,8 @@ def create_app(service: NodeService, token: str, upload_dir: Path) -> FastAPI:
 
     @app.exception_handler(InvalidInput)
     def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        return JSONResponse(
-            {"error": {"field": exc.field, "message": exc.problem}}, status_code=422
-        )
+        status = 404 if isinstance(exc, UnknownTask) else 422
+        return JSONResponse({"error": {"field": exc.field, "message": exc.problem}}, status)
 
     @app.exception_handler(RequestValidationError)
     def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -135,5 +153,23 @@ def create_app(service: NodeService, token: str, upload_dir: Path) -> FastAPI:
     @app.delete("/grants/{grant_id}", dependencies=guard)
     def revoke_grant(grant_id: str) -> dict[str, Any]:
         return service.revoke_grant(grant_id)
+
+    @app.post("/tasks", dependencies=guard, status_code=201)
+    def create_task(request: TaskRequest) -> dict[str, Any]:
+        return service.create_task(
+            request.requestId,
+            request.algorithm,
+            request.params,
+            [p.model_dump() for p in request.providers],
+            request.validForSeconds,
+        )
+
+    @app.get("/tasks/{task_id}", dependencies=guard)
+    def task_status(task_id: str) -> dict[str, Any]:
+        return service.task_status(task_id)
+
+    @app.get("/tasks/{task_id}/result", dependencies=guard)
+    def task_result(task_id: str) -> dict[str, Any]:
+        return service.task_result(task_id)
 
     return app

@@ -8,20 +8,26 @@ chain state behind.
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ledger.artifacts import abi
 from ledger.clients import Clients
 from ledger.clients.authorizations import ANY_APPROVED_ALGORITHM
 from ledger.clients.datasets import DatasetVersion
+from ledger.clients.tasks import Participant, TaskState
 from ledger.events import EventReader, Source
-from ledger.ids import InvalidInput, as_bytes32, hex32, name_id
+from ledger.ids import InvalidInput, as_address, as_bytes32, hex32, name_id
+from node.algorithms.package import package_of
 from node.dataset_store import DatasetStore
 from node.datasets import ImportedDataset, import_file
+from node.runner import params_digest
+from node.state import TaskStateStore
 
 Progress = Callable[[str], None]
 
@@ -36,6 +42,8 @@ class NodeService:
     org_id: bytes
     datasets: DatasetStore
     first_block: int = 0
+    state: TaskStateStore | None = None
+    algorithms: Mapping[str, ModuleType] = field(default_factory=dict)  # name -> module
 
     # datasets -----------------------------------------------------------------
 
@@ -162,3 +170,109 @@ class NodeService:
             and self.org_id in (bytes(e.args["grantorOrg"]), bytes(e.args["granteeOrg"]))
         ]
         return [self.grant_json(g) for g in ids]
+
+    # tasks --------------------------------------------------------------------
+
+    def create_task(
+        self,
+        request_id: str,
+        algorithm: str,
+        params: Mapping[str, Any],
+        providers: Sequence[Mapping[str, Any]],
+        valid_for_seconds: int,
+    ) -> dict[str, Any]:
+        """Create an aggregator-style task with this node as the aggregator.
+
+        The task id is derived from the organisation and the caller's `requestId`, so a
+        retried request finds the task it already created instead of making a second.
+        Parameters are stored locally before the chain learns their digest: the chain
+        holds only `digest(params)`, and this node must be able to send them later.
+        """
+        if self.state is None:
+            raise RuntimeError("this service was started without a task state store")
+        if not request_id or len(request_id) > 128 or not request_id.isprintable():
+            raise InvalidInput("requestId", "must be 1-128 printable characters")
+        module = self.algorithms.get(algorithm)
+        if module is None:
+            raise InvalidInput(
+                "algorithm", f"unknown algorithm {algorithm!r} (known: {sorted(self.algorithms)})"
+            )
+        try:
+            parsed = module.StatsParams.from_json(params)
+        except ValueError as exc:
+            name = getattr(exc, "field", None)
+            if isinstance(name, str) and name:
+                raise InvalidInput(f"params.{name}", str(exc).removeprefix(f"{name}: ")) from None
+            raise InvalidInput("params", str(exc)) from None
+        if not 1 <= len(providers) <= 15:
+            raise InvalidInput("providers", f"expected 1..15 providers, got {len(providers)}")
+        if not 60 <= valid_for_seconds <= 7 * 86_400:
+            raise InvalidInput("validForSeconds", "must be 60 s .. 7 days")
+        slots = [Participant(self.clients.account)]
+        for i, p in enumerate(providers):
+            slots.append(
+                Participant(
+                    as_address(p.get("node"), f"providers[{i}].node"),
+                    as_bytes32(p.get("datasetId"), f"providers[{i}].datasetId"),
+                    _version(p.get("datasetVersion"), f"providers[{i}].datasetVersion"),
+                    as_bytes32(p.get("grantId", "0x" + "00" * 32), f"providers[{i}].grantId"),
+                )
+            )
+        canonical_params = parsed.to_json()
+        task_id = name_id("task", f"{self.org_id.hex()}/{request_id}")
+        tasks = self.clients.tasks
+        if tasks.state(task_id) == TaskState.NONE:
+            self.state.ensure(task_id, role="aggregator", params=canonical_params)
+            digest = package_of(module).digest
+            deadline = self._chain_time() + valid_for_seconds
+            tasks.create(task_id, digest, params_digest(canonical_params), deadline, slots)
+        return self.task_status(task_id)
+
+    def _chain_time(self) -> int:
+        return int(self.clients.tasks.chain.w3.eth.get_block("latest")["timestamp"])
+
+    def task_status(self, task_id: object) -> dict[str, Any]:
+        tid = as_bytes32(task_id, "taskId")
+        tasks = self.clients.tasks
+        if tasks.state(tid) == TaskState.NONE:
+            raise UnknownTask(tid)
+        info = tasks.info(tid)
+        record = self.state.get(tid) if self.state is not None else None
+        return {
+            "taskId": hex32(tid),
+            "state": info.state.name,
+            "deadline": info.deadline,
+            "algorithmDigest": hex32(info.algorithm_digest),
+            "accepted": info.accepted_count,
+            "results": info.result_count,
+            "participants": info.participant_count,
+            "localPhase": record.phase if record else None,
+            "localError": (
+                f"{record.error.reason}: {record.error.detail}" if record and record.error else None
+            ),
+        }
+
+    def task_result(self, task_id: object) -> dict[str, Any]:
+        """The aggregate, for the aggregator's own operator only; opens the commitment."""
+        tid = as_bytes32(task_id, "taskId")
+        record = self.state.get(tid) if self.state is not None else None
+        if record is None or record.result_json is None:
+            raise UnknownTask(tid, "no result held by this node for the task")
+        stored = json.loads(record.result_json)
+        return {
+            "taskId": hex32(tid),
+            "state": self.clients.tasks.state(tid).name,
+            "result": stored["result"],
+            "commitmentSalt": stored["salt"],
+        }
+
+
+class UnknownTask(InvalidInput):
+    def __init__(self, task_id: bytes, problem: str = "no such task on chain") -> None:
+        super().__init__("taskId", f"0x{task_id.hex()}: {problem}")
+
+
+def _version(value: object, field_name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < 2**32:
+        raise InvalidInput(field_name, f"expected a version number >= 1, got {value!r}")
+    return value

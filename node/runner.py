@@ -1,0 +1,545 @@
+"""The task runner: the chain drives the work, the node follows and records.
+
+The runner reads `TaskRegistry` events and acts only on what the chain says:
+
+* `TaskCreated` naming this node: check the algorithm digest against the code it would
+  run, its own copy of the dataset against the registered commitment, and the grant;
+  then accept, or refuse on chain with a reason code (a silent refusal leaves nothing for
+  an auditor to find).
+* `TaskStarted`: anchor the input commitment, run the protocol over the peer mesh with
+  every message recorded in the evidence store, and submit the result digest with the
+  transcript's Merkle root; the transcript tree is also checkpointed into `AnchorLog`.
+
+Idempotency comes from the chain itself: before every on-chain action the runner reads
+the participant's on-chain status, and a refusal that says the action already happened
+(`AlreadyAccepted`, `InputAlreadyAnchored`, ...) counts as done. Off-chain state is
+written before the chain is touched. After a crash, a task whose protocol had not begun
+is resumed; one that was mid-protocol is failed on chain with a reason (its ephemeral
+keys are gone, and peers must not wait until the deadline); none is left Running past
+its deadline, because the runner expires overdue tasks it takes part in.
+
+Aggregator-style jobs (secure statistics) share one envelope: the participant without a
+dataset is the aggregator; it sends the task parameters (checked by every provider
+against the on-chain parameters digest), runs the algorithm, and sends each provider a
+hiding commitment to the result (digest of result and a random salt). Every participant
+submits that commitment as its result digest, so the task completes only if the
+aggregator told every provider the same thing, and no provider learns the result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from ledger.artifacts import abi
+from ledger.canonical import digest_json
+from ledger.clients import Clients
+from ledger.clients.authorizations import ANY_APPROVED_ALGORITHM
+from ledger.clients.tasks import Participant, Reason, TaskState
+from ledger.errors import ContractRevert
+from ledger.events import Event, EventReader, Source
+from ledger.ids import InvalidInput
+from node.channel import Channel, ChannelError, PeerTimeout, RecordingChannel
+from node.dataset_store import DatasetStore
+from node.evidence.store import EvidenceStore
+from node.state import TaskRecord, TaskStateStore
+
+log = logging.getLogger("provnet.runner")
+
+ZERO = bytes(32)
+TERMINAL_EVENTS = {
+    "TaskCompleted": "done",
+    "TaskDisputed": "failed",
+    "TaskFailed": "failed",
+    "TaskExpired": "failed",
+}
+ALREADY_DONE = {
+    "accept": ("AlreadyAccepted",),
+    "anchor_input": ("InputAlreadyAnchored",),
+    "submit_result": ("ResultAlreadySubmitted",),
+}
+STEP_PARAMS = "params"
+STEP_RESULT = "result-commitment"
+
+
+class TaskRefused(Exception):
+    """This node must not take part; `reason` is recorded on chain."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason.name}: {detail}")
+
+
+class ProtocolFailure(Exception):
+    """The job could not finish; `reason` is recorded on chain."""
+
+    def __init__(self, reason: Reason, detail: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason.name}: {detail}")
+
+
+def params_digest(params: Mapping[str, Any]) -> bytes:
+    """What `TaskRegistry` stores for a task's parameters (they stay off chain)."""
+    return digest_json("task-params", dict(params))
+
+
+def result_commitment(task_id: bytes, result: Mapping[str, Any], salt: bytes) -> bytes:
+    """A hiding commitment: agreement on it proves one result, revealing nothing."""
+    return digest_json(
+        "result-commitment", {"task": task_id.hex(), "result": dict(result), "salt": salt.hex()}
+    )
+
+
+def evidence_log_id(node: str, task_id: bytes) -> bytes:
+    """The AnchorLog id under which a node checkpoints one task's transcript."""
+    return digest_json("evidence-log", {"node": node.lower(), "task": task_id.hex()})
+
+
+CRASH_ENV = "PROVNET_FAULT_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for crash tests: SIGKILL this process at a named step.
+
+    Off unless the environment variable names the step (`accepted`, `input_anchored`,
+    `result_submitted`, or `send:<protocol step>`); production configs never set it.
+    """
+    if os.environ.get(CRASH_ENV) == name:
+        log.warning("fault injection: killing the node at %s", name)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CrashingChannel:
+    """Passes messages through; the crash point `send:<step>` fires after that send."""
+
+    def __init__(self, inner: Channel) -> None:
+        self.inner = inner
+
+    @property
+    def me(self) -> str:
+        return self.inner.me
+
+    @property
+    def peers(self) -> Sequence[str]:
+        return self.inner.peers
+
+    def send(self, peer: str, step: str, payload: bytes) -> None:
+        self.inner.send(peer, step, payload)
+        crash_point(f"send:{step}")
+
+    def receive(self, peer: str, step: str, timeout: float = 30.0) -> bytes:
+        return self.inner.receive(peer, step, timeout)
+
+
+class StoreTranscript:
+    """Adapts the evidence store to the transcript interface a RecordingChannel writes."""
+
+    def __init__(self, evidence: EvidenceStore, task_id: bytes) -> None:
+        self.evidence = evidence
+        self.task_id = task_id
+
+    def append(self, kind: str, step: str, entry_digest: bytes, peer: str = "") -> object:
+        return self.evidence.append(self.task_id, kind, step, entry_digest, peer)
+
+
+@dataclass
+class TaskRunner:
+    address: str  # this node's account
+    clients: Clients  # acting as this node
+    datasets: DatasetStore
+    state: TaskStateStore
+    evidence: EvidenceStore
+    algorithms: Mapping[bytes, ModuleType]  # digest recomputed from local code -> module
+    open_channel: Callable[[bytes, list[str]], Channel]
+    first_block: int = 0
+    confirmations: int = 0
+    protocol_timeout: float = 30.0
+    clock: Callable[[], float] = time.time
+    # Transport hooks: open a task's inbox as soon as it is accepted (peers may send
+    # before this node's worker starts), and close it when the chain ends the task
+    # (which also wakes a worker blocked waiting on a peer that will never answer).
+    prepare_transport: Callable[[bytes, list[str]], None] | None = None
+    release_transport: Callable[[bytes], None] | None = None
+    _cursor: int = field(default=-1, init=False)
+    _workers: dict[bytes, threading.Thread] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        tasks = self.clients.tasks
+        self._reader = EventReader(
+            tasks.chain,
+            [Source("TaskRegistry", tasks.address, abi("TaskRegistry"))],
+            confirmations=self.confirmations,
+        )
+        self._cursor = self.first_block - 1
+
+    # the loop -------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, poll_interval: float) -> None:
+        self.recover()
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # keep serving: one bad poll must not stop the node
+                log.exception("poll failed")
+            stop.wait(poll_interval)
+        self.join()
+
+    def join(self, timeout: float | None = None) -> None:
+        for worker in list(self._workers.values()):
+            worker.join(timeout)
+
+    def poll_once(self) -> None:
+        head = self._reader.safe_head()
+        if head > self._cursor:
+            for event in self._reader.read(self._cursor + 1, head):
+                self._on_event(event)
+            self._cursor = head
+        self._expire_overdue()
+
+    def _mine(self, event: Event) -> bool:
+        if event.name == "TaskCreated":
+            return any(
+                str(p["node"]).lower() == self.address.lower() for p in event.args["participants"]
+            )
+        return self.state.get(bytes(event.args["taskId"])) is not None
+
+    def _on_event(self, event: Event) -> None:
+        if not self._mine(event):
+            return
+        task_id = bytes(event.args["taskId"])
+        if event.name == "TaskCreated":
+            self.consider(task_id)
+        elif event.name == "TaskStarted":
+            self.start_worker(task_id)
+        elif event.name in TERMINAL_EVENTS:
+            self._finish(task_id, TERMINAL_EVENTS[event.name], event.name)
+
+    # acceptance -----------------------------------------------------------------
+
+    def consider(self, task_id: bytes) -> bool:
+        """Accept or refuse a task that names this node; idempotent."""
+        record: TaskRecord = self.state.ensure(task_id, role=self._role(task_id))
+        if record.phase != "seen":
+            return record.phase != "refused"
+        if self.clients.tasks.participant_status(task_id, self.address).accepted:
+            self.state.advance(task_id, "accepted")  # crashed after accepting on chain
+            return True
+        if self.clients.tasks.state(task_id) != TaskState.CREATED:
+            return False
+        try:
+            self.check(task_id)
+        except TaskRefused as refusal:
+            log.warning("refusing task 0x%s: %s", task_id.hex(), refusal)
+            reason = refusal.reason
+            self.state.advance(task_id, "refused", error=str(refusal))
+            self._chain_once(task_id, "refuse", lambda: self.clients.tasks.refuse(task_id, reason))
+            return False
+        self._prepare(task_id)
+        self._chain_once(task_id, "accept", lambda: self.clients.tasks.accept(task_id))
+        crash_point("accepted")
+        self.state.advance(task_id, "accepted")
+        return True
+
+    def _prepare(self, task_id: bytes) -> None:
+        if self.prepare_transport is not None:
+            nodes = [p.node for p in self.clients.tasks.participants(task_id)]
+            self.prepare_transport(task_id, nodes)
+
+    def _record(self, task_id: bytes) -> TaskRecord:
+        record = self.state.get(task_id)
+        if record is None:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, "no local record of this task")
+        return record
+
+    def _slot(self, task_id: bytes) -> Participant:
+        for p in self.clients.tasks.participants(task_id):
+            if p.node.lower() == self.address.lower():
+                return p
+        raise TaskRefused(Reason.PROTOCOL_ERROR, "this node is not a participant")
+
+    def _role(self, task_id: bytes) -> str:
+        return "aggregator" if self._slot(task_id).dataset_id == ZERO else "provider"
+
+    def check(self, task_id: bytes) -> None:
+        """Raise TaskRefused unless code, data and grant all match the chain."""
+        info = self.clients.tasks.info(task_id)
+        if info.algorithm_digest not in self.algorithms:
+            raise TaskRefused(
+                Reason.ALGORITHM_DIGEST_MISMATCH,
+                f"no local code hashes to 0x{info.algorithm_digest.hex()}",
+            )
+        slot = self._slot(task_id)
+        if slot.dataset_id == ZERO:
+            return
+        try:
+            held = self.datasets.load(slot.dataset_id, slot.dataset_version)
+        except InvalidInput as exc:  # the local copy was altered after import
+            raise TaskRefused(Reason.DATASET_MISMATCH, str(exc)) from None
+        registered = self.clients.datasets.version_info(slot.dataset_id, slot.dataset_version)
+        if held is None or (
+            held.data.merkle_root,
+            held.data.schema_digest,
+            len(held.data.rows),
+        ) != (registered.merkle_root, registered.schema_digest, registered.row_count):
+            raise TaskRefused(
+                Reason.DATASET_MISMATCH, "local copy differs from the registered version"
+            )
+        if slot.grant_id != ZERO:
+            grant = self.clients.authorizations.info(slot.grant_id)
+            usable = self.clients.authorizations.is_usable(slot.grant_id)
+            allowed = grant.algorithm_digest in (ANY_APPROVED_ALGORITHM, info.algorithm_digest)
+            if not (usable and allowed and grant.grantee_org == info.creator_org):
+                raise TaskRefused(
+                    Reason.GRANT_INVALID, f"grant 0x{slot.grant_id.hex()} does not cover this use"
+                )
+
+    # execution ------------------------------------------------------------------
+
+    def start_worker(self, task_id: bytes) -> None:
+        with self._lock:
+            running = self._workers.get(task_id)
+            if running is not None and running.is_alive():
+                return
+            record = self.state.get(task_id)
+            if record is None or record.phase not in ("accepted", "input_anchored"):
+                return
+            worker = threading.Thread(
+                target=self._execute_guarded, args=(task_id,), name=f"task-{task_id.hex()[:8]}"
+            )
+            self._workers[task_id] = worker
+            worker.start()
+
+    def _execute_guarded(self, task_id: bytes) -> None:
+        try:
+            self.execute(task_id)
+        except ProtocolFailure as failure:
+            self._fail(task_id, failure.reason, str(failure))
+        except ChannelError as exc:
+            reason = Reason.PEER_TIMEOUT if isinstance(exc, PeerTimeout) else Reason.PROTOCOL_ERROR
+            self._fail(task_id, reason, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            log.exception("task 0x%s failed", task_id.hex())
+            self._fail(task_id, Reason.PROTOCOL_ERROR, f"{type(exc).__name__}: {exc}")
+
+    def execute(self, task_id: bytes) -> None:
+        tasks = self.clients.tasks
+        info = tasks.info(task_id)
+        if info.state != TaskState.RUNNING:
+            return
+        slot = self._slot(task_id)
+        participants = tasks.participants(task_id)
+        record = self._record(task_id)
+        if record.phase == "accepted":
+            commitment = self._input_commitment(task_id, slot)
+            if not self.evidence.size(task_id):
+                self.evidence.append(task_id, "input", "input", commitment)
+            self._chain_once(
+                task_id, "anchor_input", lambda: tasks.anchor_input(task_id, commitment)
+            )
+            crash_point("input_anchored")
+            self.state.advance(task_id, "input_anchored")
+        module = self.algorithms[info.algorithm_digest]
+        peers = [p.node for p in participants if p.node.lower() != self.address.lower()]
+        self._prepare(task_id)
+        self.state.advance(task_id, "running")  # from here a crash means: fail, do not resume
+        channel = RecordingChannel(
+            CrashingChannel(self.open_channel(task_id, peers)),
+            task_id,
+            StoreTranscript(self.evidence, task_id),
+        )
+        if slot.dataset_id == ZERO:
+            commitment = self._run_aggregator(
+                task_id, info.params_digest, module, channel, participants
+            )
+        else:
+            commitment = self._run_provider(
+                task_id, info.params_digest, module, channel, slot, participants
+            )
+        self.evidence.append(task_id, "output", "result", commitment)
+        root, size = self.evidence.root(task_id), self.evidence.size(task_id)
+        self._chain_once(
+            task_id, "submit_result", lambda: tasks.submit_result(task_id, commitment, root)
+        )
+        crash_point("result_submitted")
+        self._checkpoint_transcript(task_id, size, root)
+        self.state.advance(task_id, "result_submitted")
+
+    def _input_commitment(self, task_id: bytes, slot: Participant) -> bytes:
+        if slot.dataset_id == ZERO:
+            return digest_json("no-input", {"task": task_id.hex(), "node": self.address.lower()})
+        return self.clients.datasets.version_info(slot.dataset_id, slot.dataset_version).merkle_root
+
+    def _run_aggregator(
+        self,
+        task_id: bytes,
+        expected_digest: bytes,
+        module: ModuleType,
+        channel: Channel,
+        participants: list[Participant],
+    ) -> bytes:
+        record = self._record(task_id)
+        if not record.params_json:
+            raise ProtocolFailure(
+                Reason.PROTOCOL_ERROR, "aggregator holds no parameters for this task"
+            )
+        raw = json.loads(record.params_json)
+        if params_digest(raw) != expected_digest:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, "stored parameters do not match the chain")
+        providers = [p.node for p in participants if p.dataset_id != ZERO]
+        encoded = json.dumps(raw, sort_keys=True).encode()
+        for provider in providers:
+            channel.send(provider, STEP_PARAMS, encoded)
+        result = module.run_aggregator(
+            channel,
+            module.StatsParams.from_json(raw),
+            providers,
+            timeout=self.protocol_timeout,
+            task_id=task_id,
+        )
+        salt = secrets.token_bytes(32)
+        result_json = result.to_json()
+        commitment = result_commitment(task_id, result_json, salt)
+        self.state.set_result(task_id, json.dumps({"result": result_json, "salt": salt.hex()}))
+        for provider in providers:
+            channel.send(provider, STEP_RESULT, commitment)
+        return commitment
+
+    def _run_provider(
+        self,
+        task_id: bytes,
+        expected_digest: bytes,
+        module: ModuleType,
+        channel: Channel,
+        slot: Participant,
+        participants: list[Participant],
+    ) -> bytes:
+        aggregators = [p.node for p in participants if p.dataset_id == ZERO]
+        if len(aggregators) != 1:
+            raise ProtocolFailure(
+                Reason.PROTOCOL_ERROR, f"expected one aggregator, found {len(aggregators)}"
+            )
+        aggregator = aggregators[0]
+        try:
+            raw = json.loads(channel.receive(aggregator, STEP_PARAMS, self.protocol_timeout))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProtocolFailure(
+                Reason.PROTOCOL_ERROR, f"parameters are not JSON: {exc}"
+            ) from None
+        if not isinstance(raw, dict) or params_digest(raw) != expected_digest:
+            raise ProtocolFailure(
+                Reason.PROTOCOL_ERROR, "parameters do not match the on-chain digest"
+            )
+        held = self.datasets.load(slot.dataset_id, slot.dataset_version)
+        if held is None:
+            raise ProtocolFailure(Reason.DATASET_MISMATCH, "dataset version no longer held")
+        providers = [p.node for p in participants if p.dataset_id != ZERO]
+        module.run_provider(
+            channel,
+            module.StatsParams.from_json(raw),
+            held.data.rows,
+            aggregator,
+            providers,
+            timeout=self.protocol_timeout,
+            task_id=task_id,
+        )
+        commitment = channel.receive(aggregator, STEP_RESULT, self.protocol_timeout)
+        if len(commitment) != 32:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, "result commitment is not 32 bytes")
+        return commitment
+
+    def _checkpoint_transcript(self, task_id: bytes, size: int, root: bytes) -> None:
+        anchors = self.clients.anchors
+        log_id = evidence_log_id(self.address, task_id)
+        if anchors.latest(log_id)[0] >= size:
+            return
+        receipt = anchors.checkpoint(log_id, size, root)
+        self.evidence.record_anchor(
+            task_id, "checkpoint", size, root, bytes(receipt["transactionHash"])
+        )
+
+    # failure, completion, expiry, recovery ----------------------------------------
+
+    def _chain_once(self, task_id: bytes, action: str, send: Callable[[], Any]) -> None:
+        """Send an on-chain action unless the chain already shows it done."""
+        status = self.clients.tasks.participant_status(task_id, self.address)
+        done = {
+            "accept": status.accepted,
+            "anchor_input": status.input_anchored,
+            "submit_result": status.result_submitted,
+        }.get(action, False)
+        if done:
+            return
+        try:
+            send()
+        except ContractRevert as exc:
+            if exc.error_name in ALREADY_DONE.get(action, ()):
+                return
+            raise
+
+    def _fail(self, task_id: bytes, reason: Reason, detail: str) -> None:
+        log.warning("task 0x%s failed: %s", task_id.hex(), detail)
+        record = self.state.get(task_id)
+        if record is not None and not record.final:
+            self.state.fail(task_id, f"{reason.name}: {detail}")
+        if self.clients.tasks.state(task_id) in (TaskState.CREATED, TaskState.RUNNING):
+            try:
+                self.clients.tasks.report_failure(task_id, reason)
+            except ContractRevert as exc:  # someone else ended it first
+                log.info("report_failure for 0x%s: %s", task_id.hex(), exc)
+
+    def _finish(self, task_id: bytes, outcome: str, event: str) -> None:
+        """Record the chain's verdict once this node's own part is settled."""
+        worker = self._workers.get(task_id)
+        if outcome != "done" and self.release_transport is not None:
+            self.release_transport(task_id)  # wakes a worker waiting on peers in vain
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(self.protocol_timeout)  # its last step may be what ended the task
+        if outcome == "done" and self.release_transport is not None:
+            self.release_transport(task_id)
+        record = self.state.get(task_id)
+        if record is None or record.final:
+            return
+        if record.phase == "refused":
+            self.state.advance(task_id, "done")  # the refusal is on chain: our part is over
+        elif outcome == "done" and record.phase == "result_submitted":
+            self.state.advance(task_id, "done")
+        else:
+            self.state.fail(task_id, f"CHAIN_{event.upper()}: the chain ended the task")
+
+    def _expire_overdue(self) -> None:
+        now = self.clock()
+        for record in self.state.open_tasks():
+            info = self.clients.tasks.info(record.task_id)
+            if info.state in (TaskState.CREATED, TaskState.RUNNING) and now >= info.deadline:
+                chain_now = int(self.clients.tasks.chain.w3.eth.get_block("latest")["timestamp"])
+                if chain_now >= info.deadline:
+                    try:
+                        self.clients.tasks.expire(record.task_id)
+                    except ContractRevert as exc:
+                        log.info("expire 0x%s: %s", record.task_id.hex(), exc)
+
+    def recover(self) -> None:
+        """After a restart: settle every task the store says was open."""
+        for record in self.state.open_tasks():
+            task_id = record.task_id
+            state = self.clients.tasks.state(task_id)
+            if state in (TaskState.COMPLETED,):
+                self._finish(task_id, "done", "TaskCompleted")
+            elif state not in (TaskState.CREATED, TaskState.RUNNING):
+                self._finish(task_id, "failed", f"Task{state.name.title()}")
+            elif record.phase == "running":
+                self._fail(task_id, Reason.PROTOCOL_ERROR, "node restarted mid-protocol")
+            elif record.phase == "seen":
+                self.consider(task_id)
+            elif state == TaskState.RUNNING and record.phase in ("accepted", "input_anchored"):
+                self.start_worker(task_id)
