@@ -32,6 +32,8 @@ from ledger.errors import (
 )
 from ledger.ids import as_address
 
+GAS_MARGIN = 1.5
+GAS_HEADROOM = 25_000
 RECEIPT_TIMEOUT = 120.0
 RECEIPT_POLL = 0.01  # anvil automines asynchronously; the default 0.1 s caps throughput
 
@@ -119,6 +121,11 @@ class Sender:
         except Exception as exc:
             raise_decoded(exc)
             raise
+        if gas is None:
+            # The estimate is taken against the current state; another participant's
+            # transaction mined first can make this one take a costlier path (the last
+            # result submission completes the task). Unused gas is refunded.
+            tx["gas"] = int(tx["gas"] * GAS_MARGIN) + GAS_HEADROOM
         return tx
 
     def _send(self, build: Callable[[int], dict[str, Any]]) -> bytes:

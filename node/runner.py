@@ -486,6 +486,9 @@ class TaskRunner:
                 return
             raise
 
+    def _submitted(self, task_id: bytes) -> bool:
+        return self.clients.tasks.participant_status(task_id, self.address).result_submitted
+
     def _fail(self, task_id: bytes, reason: Reason, detail: str) -> None:
         log.warning("task 0x%s failed: %s", task_id.hex(), detail)
         record = self.state.get(task_id)
@@ -533,6 +536,13 @@ class TaskRunner:
         for record in self.state.open_tasks():
             task_id = record.task_id
             state = self.clients.tasks.state(task_id)
+            if record.phase == "running" and self._submitted(task_id):
+                # Crashed after the result reached the chain: only local steps remain.
+                self._checkpoint_transcript(
+                    task_id, self.evidence.size(task_id), self.evidence.root(task_id)
+                )
+                self.state.advance(task_id, "result_submitted")
+                record = self._record(task_id)
             if state in (TaskState.COMPLETED,):
                 self._finish(task_id, "done", "TaskCompleted")
             elif state not in (TaskState.CREATED, TaskState.RUNNING):

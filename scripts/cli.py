@@ -59,6 +59,18 @@ def _node_register(args: argparse.Namespace) -> int:
     return node_register(args)
 
 
+def _operator(name: str) -> Handler:
+    """A handler from scripts.operator_command, imported only when used."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from scripts import operator_command
+
+        result: int = getattr(operator_command, name)(args)
+        return result
+
+    return handler
+
+
 def _demo(args: argparse.Namespace) -> int:
     from scripts.demo import run_demo
 
@@ -96,6 +108,55 @@ def build_parser() -> argparse.ArgumentParser:
     show = task_sub.add_parser("show", help="a task's on-chain state and participants")
     _chain_args(show)
     show.set_defaults(handler=_task_show)
+    create = task_sub.add_parser("create", help="create a task through this node's API")
+    _config_arg(create)
+    create.add_argument("--request-id", required=True, help="idempotency key for retries")
+    create.add_argument("--algorithm", default="secure-stats")
+    create.add_argument("--params", required=True, type=Path, help="JSON file of parameters")
+    create.add_argument("--providers", required=True, type=Path, help="JSON file of providers")
+    create.add_argument("--valid-for", type=int, default=3600, help="seconds until deadline")
+    create.set_defaults(handler=_operator("task_create"))
+    watch = task_sub.add_parser("watch", help="follow a task until it ends")
+    _config_arg(watch)
+    watch.add_argument("task", help="task id")
+    watch.add_argument("--timeout", type=float, default=600.0)
+    watch.add_argument("--interval", type=float, default=1.0)
+    watch.set_defaults(handler=_operator("task_watch"))
+    result = task_sub.add_parser("result", help="this node's result of a task it aggregated")
+    _config_arg(result)
+    result.add_argument("task", help="task id")
+    result.set_defaults(handler=_operator("task_result"))
+
+    dataset = sub.add_parser("dataset", help="datasets held by this node")
+    dataset_sub = dataset.add_subparsers(dest="action", required=True)
+    reg = dataset_sub.add_parser("register", help="import a CSV/Parquet file and register it")
+    _config_arg(reg)
+    reg.add_argument("--name", required=True)
+    reg.add_argument("--file", required=True, type=Path)
+    reg.add_argument("--classification", required=True, type=int, choices=(1, 2, 3, 4))
+    reg.set_defaults(handler=_operator("dataset_register"))
+    dlist = dataset_sub.add_parser("list", help="datasets this node holds")
+    _config_arg(dlist)
+    dlist.set_defaults(handler=_operator("dataset_list"))
+
+    grant = sub.add_parser("grant", help="grants of this organisation's datasets")
+    grant_sub = grant.add_subparsers(dest="action", required=True)
+    gcreate = grant_sub.add_parser("create", help="allow another organisation to use a dataset")
+    _config_arg(gcreate)
+    gcreate.add_argument("--dataset", required=True)
+    gcreate.add_argument("--grantee", required=True, help="grantee organisation id")
+    gcreate.add_argument("--purpose", required=True)
+    gcreate.add_argument("--valid-for", type=int, required=True, help="seconds")
+    gcreate.add_argument("--max-uses", type=int, required=True)
+    gcreate.add_argument("--algorithm", help="pin one algorithm digest (default: any approved)")
+    gcreate.set_defaults(handler=_operator("grant_create"))
+    glist = grant_sub.add_parser("list", help="grants made or received")
+    _config_arg(glist)
+    glist.set_defaults(handler=_operator("grant_list"))
+    grevoke = grant_sub.add_parser("revoke", help="revoke a grant")
+    _config_arg(grevoke)
+    grevoke.add_argument("grant", help="grant id")
+    grevoke.set_defaults(handler=_operator("grant_revoke"))
 
     audit = sub.add_parser("audit", help="the regulator's verification of a task")
     audit_sub = audit.add_subparsers(dest="action", required=True)
@@ -125,11 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--admin-keystore", required=True, type=Path, help="org admin key")
     register.add_argument("--admin-password-env", default="PROVNET_ADMIN_PASSWORD")
     register.set_defaults(handler=_node_register)
+    run = node_sub.add_parser("run", help="run the node: peer server, task runner, REST API")
+    _config_arg(run)
+    run.set_defaults(handler=_operator("node_run"))
 
     demo = sub.add_parser("demo", help="run the consortium demo on an embedded chain")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="the node's node.json")
 
 
 def _chain_args(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,349 @@
+"""The peer server: accepts protocol messages from nodes the chain vouches for right now.
+
+Two gates, because either alone is not enough:
+
+1. TLS. The server demands a client certificate, and the only roots it accepts are the
+   certificates of the nodes that are active on chain (verified against their on-chain
+   digests by `ChainTrust`). gRPC asks for the root set on every new connection, so a
+   node cut off on chain cannot open a new connection after the next poll.
+2. Every call. An HTTP/2 connection can live for hours, far beyond a revocation, so each
+   `Deliver` looks the caller's certificate digest up in the current chain view again,
+   and the envelope's sender must be the node that certificate is registered for.
+   Failing that, the call is refused with PERMISSION_DENIED and a message naming why.
+
+Then the envelope is checked field by field (INVALID_ARGUMENT naming the field) and filed
+in the `Inbox` under (task, sender, step). Nothing is stored unless every check passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import cast
+
+import grpc
+
+from ledger.ids import InvalidInput, as_address, hex32
+from node.channel import MAX_MESSAGE_BYTES, ChannelError
+from node.identity import TlsIdentity, certificate_digest
+from node.peer import ENVELOPE_OVERHEAD, TASK_ID_BYTES, check_envelope, peer_pb2, peer_pb2_grpc
+from node.peer.trust import ChainTrust, TrustUnavailable
+
+DEFAULT_MAX_TASK_BYTES = 256 * 1024 * 1024
+"""Undelivered bytes one task may hold in the inbox: bounds what a participant can pin."""
+REMEMBERED_CLOSED_TASKS = 10_000
+
+
+class TaskNotOpen(ChannelError):
+    """A message for a task this node has not opened (yet): the sender may retry."""
+
+    def __init__(self, task_id: bytes) -> None:
+        super().__init__(f"task_id: task {hex32(task_id)} is not open on this node")
+
+
+class TaskClosed(ChannelError):
+    """A message for a task this node has finished with: it will never be read."""
+
+    def __init__(self, task_id: bytes) -> None:
+        super().__init__(f"task_id: task {hex32(task_id)} is closed on this node")
+
+
+class NotParticipant(ChannelError):
+    def __init__(self, sender: str, task_id: bytes) -> None:
+        super().__init__(f"sender: {sender} is not a participant of task {hex32(task_id)}")
+
+
+class ConflictingMessage(ChannelError):
+    """A second, different payload for a (task, sender, step) that already has one."""
+
+    def __init__(self, sender: str, step: str) -> None:
+        super().__init__(
+            f"step: a different message {step!r} from {sender} was already delivered for this task"
+        )
+
+
+class InboxFull(ChannelError):
+    def __init__(self, task_id: bytes, limit: int) -> None:
+        super().__init__(
+            f"payload: task {hex32(task_id)} already holds {limit} bytes of unread messages"
+        )
+
+
+class AlreadyReceived(ChannelError):
+    """The message was taken before: each (task, sender, step) is read once."""
+
+    def __init__(self, sender: str, step: str) -> None:
+        super().__init__(f"message {step!r} from {sender} was already received")
+
+
+class InboxClosed(ChannelError):
+    """The task was closed or the server stopped while a receiver was waiting."""
+
+
+@dataclass
+class _Slot:
+    digest: bytes
+    size: int
+    payload: bytes | None  # None once taken; the digest stays to recognise retries
+
+
+@dataclass
+class _TaskBox:
+    participants: frozenset[str]
+    slots: dict[tuple[str, str], _Slot] = field(default_factory=dict)
+    unread_bytes: int = 0
+
+
+class Inbox:
+    """Messages filed per open task under (sender, step), until the local protocol reads them.
+
+    Only tasks this node opened accept messages, and only from their participants, so a
+    peer cannot make the node hold data for work it never agreed to. A retry of a
+    delivered message is recognised by digest, even after it was read, so a lost Ack
+    never makes a message appear twice.
+    """
+
+    def __init__(self, max_task_bytes: int = DEFAULT_MAX_TASK_BYTES) -> None:
+        self.max_task_bytes = max_task_bytes
+        self._cond = threading.Condition()
+        self._tasks: dict[bytes, _TaskBox] = {}
+        self._closed: OrderedDict[bytes, None] = OrderedDict()
+        self._shut = False
+
+    def open_task(self, task_id: bytes, participants: Iterable[str]) -> None:
+        """Start accepting messages for `task_id` from `participants` (idempotent)."""
+        if len(task_id) != TASK_ID_BYTES:
+            raise InvalidInput("task_id", f"expected {TASK_ID_BYTES} bytes, got {len(task_id)}")
+        members = frozenset(str(as_address(p, "participant")) for p in participants)
+        with self._cond:
+            box = self._tasks.get(task_id)
+            if box is not None and box.participants != members:
+                raise ValueError(f"task {hex32(task_id)} is already open with other participants")
+            if box is None:
+                self._closed.pop(task_id, None)
+                self._tasks[task_id] = _TaskBox(members)
+
+    def close_task(self, task_id: bytes) -> None:
+        """Drop the task's messages; later deliveries are refused, waiting readers woken."""
+        with self._cond:
+            if self._tasks.pop(task_id, None) is not None:
+                self._closed[task_id] = None
+                while len(self._closed) > REMEMBERED_CLOSED_TASKS:
+                    self._closed.popitem(last=False)
+            self._cond.notify_all()
+
+    def is_open(self, task_id: bytes) -> bool:
+        with self._cond:
+            return task_id in self._tasks
+
+    def put(self, task_id: bytes, sender: str, step: str, payload: bytes) -> bool:
+        """File a message; True if it was an identical retry of one already filed."""
+        digest = hashlib.sha256(payload).digest()
+        with self._cond:
+            box = self._box(task_id)
+            if sender not in box.participants:
+                raise NotParticipant(sender, task_id)
+            slot = box.slots.get((sender, step))
+            if slot is not None:
+                if slot.digest != digest:
+                    raise ConflictingMessage(sender, step)
+                return True
+            if box.unread_bytes + len(payload) > self.max_task_bytes:
+                raise InboxFull(task_id, self.max_task_bytes)
+            box.slots[(sender, step)] = _Slot(digest, len(payload), payload)
+            box.unread_bytes += len(payload)
+            self._cond.notify_all()
+            return False
+
+    def take(self, task_id: bytes, sender: str, step: str, timeout: float) -> bytes | None:
+        """The message, once it is there; None if it did not arrive within `timeout`."""
+        with self._cond:
+            deadline = time.monotonic() + timeout
+            while True:
+                if self._shut:
+                    raise InboxClosed("the peer server was stopped")
+                box = self._tasks.get(task_id)
+                if box is None:
+                    raise InboxClosed(f"task {hex32(task_id)} is not open on this node")
+                slot = box.slots.get((sender, step))
+                if slot is not None:
+                    if slot.payload is None:
+                        raise AlreadyReceived(sender, step)
+                    payload, slot.payload = slot.payload, None
+                    box.unread_bytes -= slot.size
+                    return payload
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+    def shutdown(self) -> None:
+        """Wake every waiting reader with `InboxClosed`; used when the server stops."""
+        with self._cond:
+            self._shut = True
+            self._cond.notify_all()
+
+    def _box(self, task_id: bytes) -> _TaskBox:
+        box = self._tasks.get(task_id)
+        if box is not None:
+            return box
+        if task_id in self._closed:
+            raise TaskClosed(task_id)
+        raise TaskNotOpen(task_id)
+
+
+class _PeerService(peer_pb2_grpc.PeerServicer):
+    def __init__(self, trust: ChainTrust, inbox: Inbox, limit: int) -> None:
+        self._trust = trust
+        self._inbox = inbox
+        self._limit = limit
+
+    def Deliver(self, request: peer_pb2.Envelope, context: grpc.ServicerContext) -> peer_pb2.Ack:
+        callers = self._authenticate(context)
+        try:
+            sender = check_envelope(
+                request.task_id, request.step, request.sender, len(request.payload), self._limit
+            )
+        except InvalidInput as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if sender not in callers:
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"sender: the envelope claims {sender}, but the client certificate is "
+                f"registered for {', '.join(sorted(callers))}",
+            )
+        try:
+            duplicate = self._inbox.put(request.task_id, sender, request.step, request.payload)
+        except TaskNotOpen as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except TaskClosed as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except NotParticipant as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except ConflictingMessage as exc:
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, str(exc))
+        except InboxFull as exc:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        return peer_pb2.Ack(duplicate=duplicate)
+
+    def _authenticate(self, context: grpc.ServicerContext) -> frozenset[str]:
+        """The active nodes the caller's client certificate is registered for, or abort."""
+        # The stubs say Mapping[str, bytes]; gRPC actually gives a list of values per key.
+        auth = cast("dict[str, Sequence[bytes]]", context.auth_context())
+        certs = auth.get("x509_pem_cert") or []
+        if not certs:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "no client certificate presented")
+        try:
+            callers = self._trust.nodes_for_certificate(certs[0])
+        except TrustUnavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot check the caller now: {exc}")
+        if not callers:
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"client certificate SHA-256 {certificate_digest(certs[0]).hex()} is not "
+                "registered for a node that is active on chain",
+            )
+        return callers
+
+
+class PeerServer:
+    """This node's gRPC endpoint for protocol messages, bound to `listen` by `start()`."""
+
+    def __init__(
+        self,
+        identity: TlsIdentity,
+        node_address: str,
+        trust: ChainTrust,
+        listen: str = "127.0.0.1:0",
+        *,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        max_task_bytes: int = DEFAULT_MAX_TASK_BYTES,
+        max_workers: int = 16,
+    ) -> None:
+        self.identity = identity
+        self.node_address = str(as_address(node_address, "node_address"))
+        self.trust = trust
+        self.listen = listen
+        self.max_message_bytes = max_message_bytes
+        self.max_workers = max_workers
+        self.inbox = Inbox(max_task_bytes)
+        self._server: grpc.Server | None = None
+        self._port: int | None = None
+        self._tls_lock = threading.Lock()
+        self._roots_version = -1
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with "host:0"); only known once started."""
+        if self._port is None:
+            raise RuntimeError("peer server is not started")
+        return self._port
+
+    def start(self) -> PeerServer:
+        if self._server is not None:
+            return self
+        wire_limit = self.max_message_bytes + ENVELOPE_OVERHEAD
+        server = grpc.server(
+            futures.ThreadPoolExecutor(self.max_workers, thread_name_prefix="peer-rpc"),
+            options=[
+                ("grpc.max_receive_message_length", wire_limit),
+                ("grpc.max_send_message_length", wire_limit),
+                ("grpc.so_reuseport", 0),  # a second server on the same port must fail
+            ],
+        )
+        peer_pb2_grpc.add_PeerServicer_to_server(
+            _PeerService(self.trust, self.inbox, self.max_message_bytes), server
+        )
+        initial = self._tls_config(force=True)
+        assert initial is not None
+        credentials = grpc.dynamic_ssl_server_credentials(
+            initial,
+            # gRPC accepts None ("keep the current configuration"); the stubs do not say so.
+            cast("Callable[[], grpc.ServerCertificateConfiguration]", self._tls_config),
+            require_client_authentication=True,
+        )
+        try:
+            port = server.add_secure_port(self.listen, credentials)
+        except RuntimeError as exc:
+            raise OSError(f"peer server cannot listen on {self.listen}: {exc}") from None
+        if port == 0:
+            raise OSError(f"peer server cannot listen on {self.listen}")
+        server.start()
+        self._server, self._port = server, port
+        return self
+
+    def stop(self, grace: float = 0.5) -> None:
+        """Stop serving and wake every reader still waiting on the inbox."""
+        server, self._server = self._server, None
+        self.inbox.shutdown()
+        if server is not None:
+            server.stop(grace).wait()
+
+    def __enter__(self) -> PeerServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _tls_config(self, force: bool = False) -> grpc.ServerCertificateConfiguration | None:
+        """Called by gRPC before every handshake: new roots only when the trusted set changed.
+
+        The roots are the verified certificates of the nodes active on chain. gRPC
+        refuses client authentication with no roots at all, so while no peer is known
+        this node's own certificate stands in: it admits nobody else, and even this
+        node's own calls still pass the per-call chain check.
+        """
+        version, roots = self.trust.root_certificates()
+        with self._tls_lock:
+            if version == self._roots_version and not force:
+                return None
+            self._roots_version = version
+        return grpc.ssl_server_certificate_configuration(
+            [(self.identity.key_pem, self.identity.cert_pem)],
+            root_certificates=roots or self.identity.cert_pem,
+        )

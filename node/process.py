@@ -1,0 +1,133 @@
+"""`provnet node run`: one organisation's long-running node process.
+
+It wires the parts together and owns their lifecycle: the chain-bound trust view, the
+mutual-TLS peer server, the chain-driven task runner (a thread), and the operator REST
+API (uvicorn, in the main thread). SIGTERM/SIGINT stop the API first, then the runner, then
+the peer server, so no task is left half-handled by a process still accepting calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from types import ModuleType
+
+import uvicorn
+
+from ledger.chain import Chain
+from ledger.clients import Clients
+from ledger.deployment import Deployment
+from ledger.ids import InvalidInput
+from ledger.keys import password_from, read_keystore
+from ledger.transactions import Sender
+from node.algorithms import stats
+from node.algorithms.package import package_of
+from node.api import create_app
+from node.channel import Channel
+from node.config import NodeConfig, parse_host_port
+from node.dataset_store import DatasetStore
+from node.evidence.store import EvidenceStore
+from node.identity import TlsIdentity
+from node.peer.channel import GrpcChannel
+from node.peer.server import PeerServer
+from node.peer.trust import ChainTrust
+from node.runner import TaskRunner
+from node.service import NodeService
+from node.state import TaskStateStore
+
+log = logging.getLogger("provnet.node")
+
+#: The algorithms this build can run; their digests are recomputed from the code.
+ALGORITHMS: tuple[ModuleType, ...] = (stats,)
+
+
+@dataclass
+class Node:
+    config: NodeConfig
+    service: NodeService
+    runner: TaskRunner
+    server: PeerServer
+    trust: ChainTrust
+
+
+def build_node(config: NodeConfig) -> Node:
+    """Open everything a node needs, refusing clearly if its identity is not on chain."""
+    account = read_keystore(config.keystore, password_from(config.password_env, prompt=False))
+    identity = TlsIdentity(config.tls_key.read_bytes(), config.tls_cert.read_bytes())
+    chain = Chain.connect(config.chain_url)
+    deployment = Deployment.load(config.manifest)
+    deployment.check_artifacts()
+    clients = Clients.bind(chain, deployment, Sender(chain, account))
+    if not clients.consortium.is_active_node(account.address):
+        raise InvalidInput(
+            "node", f"{account.address} is not an active node on chain: run `provnet node register`"
+        )
+    info = clients.consortium.node_info(account.address)
+    if info.tls_cert_sha256 != identity.cert_sha256:
+        raise InvalidInput("tls_cert", "certificate differs from the digest registered on chain")
+    state = TaskStateStore(config.database_url)
+    evidence = EvidenceStore(config.database_url)
+    datasets = DatasetStore(config.data_dir / "datasets")
+    trust = ChainTrust(clients.consortium, poll_interval=config.poll_interval)
+    server = PeerServer(identity, account.address, trust, listen=config.peer_listen)
+
+    def open_channel(task_id: bytes, peers: list[str]) -> Channel:
+        return GrpcChannel(task_id, account.address, peers, server, trust, identity)
+
+    runner = TaskRunner(
+        address=account.address,
+        clients=clients,
+        datasets=datasets,
+        state=state,
+        evidence=evidence,
+        algorithms={package_of(m).digest: m for m in ALGORITHMS},
+        open_channel=open_channel,
+        first_block=deployment.first_block,
+        confirmations=config.confirmations,
+        prepare_transport=server.inbox.open_task,
+        release_transport=server.inbox.close_task,
+    )
+    service = NodeService(
+        clients,
+        info.org_id,
+        datasets,
+        deployment.first_block,
+        state,
+        {m.NAME: m for m in ALGORITHMS},
+    )
+    return Node(config, service, runner, server, trust)
+
+
+def run_node(config: NodeConfig) -> int:
+    node = build_node(config)
+    stop = threading.Event()
+    node.trust.start()
+    node.server.start()
+    runner_thread = threading.Thread(
+        target=node.runner.run, args=(stop, config.poll_interval), name="task-runner"
+    )
+    runner_thread.start()
+    host, port = parse_host_port(config.api_listen, "config.api_listen")
+    app = create_app(node.service, config.api_token(), config.data_dir / "uploads")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+
+    # uvicorn turns SIGTERM/SIGINT into a graceful exit of `server.run()`, then restores
+    # the previous handlers and re-raises the signal: these handlers receive it, so the
+    # clean-up below runs and the process exits 0 instead of dying by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _sig, _frame: stop.set())
+    print(
+        f"node {node.runner.address} running: "
+        f"peers on {node.server.listen}, API on {config.api_listen}",
+        flush=True,
+    )
+    try:
+        server.run()
+    finally:
+        stop.set()
+        runner_thread.join(timeout=30)
+        node.server.stop()
+        node.trust.stop()
+    return 0

@@ -1,0 +1,258 @@
+"""A local consortium of real node processes on a real anvil, for end-to-end tests.
+
+Each node is its own `provnet node run` process with its own keys, TLS identity and
+SQLite file; tests drive them only through their REST APIs, the chain and signals.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ledger.chain import Chain
+from ledger.clients import Clients
+from ledger.clients.algorithms import AlgorithmKind
+from ledger.deploy import GenesisMember, deploy
+from ledger.deployment import Deployment
+from ledger.ids import hex32, name_id
+from ledger.keys import new_account, read_keystore, write_keystore
+from ledger.roles import Role
+from ledger.transactions import Sender
+from node.algorithms import stats
+from node.algorithms.package import package_of
+from node.config import NodeConfig
+from scripts.cli import main
+from tests.anvil import free_port
+
+PASSWORD = "node-password"
+ORGS = (
+    ("bank-a", int(Role.PROVIDER | Role.CONSUMER)),
+    ("bank-b", int(Role.PROVIDER | Role.CONSUMER)),
+    ("regulator", int(Role.REGULATOR | Role.PROVIDER)),
+)
+PROVIDERS = ("bank-b", "regulator")
+PARAMS: dict[str, Any] = {
+    "columns": [
+        {"name": "account", "type": "string"},
+        {"name": "balance", "type": "integer"},
+        {"name": "segment", "type": "string"},
+    ],
+    "value_column": "balance",
+    "group_column": "segment",
+    "categories": ["retail", "business", "private"],
+    "filter": {"column": "balance", "op": ">", "value": 0},
+    "min_group_size": 3,
+}
+
+
+@dataclass
+class NodeProcess:
+    name: str
+    org_id: bytes
+    config_path: Path
+    address: str
+    admin: Clients
+    log_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def config(self) -> NodeConfig:
+        return NodeConfig.load(self.config_path)
+
+    def api(self) -> httpx.Client:
+        config = self.config
+        return httpx.Client(
+            base_url=f"http://{config.api_listen}",
+            headers={"Authorization": f"Bearer {config.api_token()}"},
+            timeout=60.0,
+        )
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"{self.name}.{self.starts}.log"
+
+    def start(self, extra_env: dict[str, str] | None = None, wait: bool = True) -> None:
+        self.starts += 1
+        env = {**os.environ, "PROVNET_KEY_PASSWORD": PASSWORD, **(extra_env or {})}
+        env.pop("PROVNET_FAULT_CRASH_AT", None) if not extra_env else None
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "scripts.cli", "node", "run", "--config", str(self.config_path)],
+            env=env,
+            stdout=self.log_path.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        if wait:
+            self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        assert self.process is not None
+        url = f"http://{self.config.api_listen}/health"
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process.poll() is None, self.log_path.read_text()[-3000:]
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "node API did not come up"
+            time.sleep(0.2)
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            code = None
+        self.process = None
+        return code
+
+
+@dataclass
+class Cluster:
+    chain: Chain
+    deployment: Deployment
+    nodes: dict[str, NodeProcess]
+    tmp: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    providers: list[dict[str, Any]] = field(default_factory=list)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text()[-2500:]}" for p in sorted(self.tmp.glob("*.log"))
+        )
+
+    def share_datasets(self, rows_each: int = 120, max_uses: int = 20) -> None:
+        """Providers upload a generated CSV each and grant bank-a its use, over REST."""
+        for seed, name in enumerate(PROVIDERS):
+            node = self.nodes[name]
+            path = self.tmp / f"{name}.csv"
+            self.rows += write_rows(path, seed, rows_each)
+            with node.api() as api, path.open("rb") as fh:
+                dataset = api.post(
+                    "/datasets",
+                    data={"name": "accounts", "classification": "2"},
+                    files={"file": (path.name, fh, "text/csv")},
+                )
+                assert dataset.status_code == 201, dataset.text
+                grant = api.post(
+                    "/grants",
+                    json={
+                        "datasetId": dataset.json()["datasetId"],
+                        "granteeOrg": hex32(self.nodes["bank-a"].org_id),
+                        "purpose": "portfolio-statistics",
+                        "validForSeconds": 3600,
+                        "maxUses": max_uses,
+                    },
+                )
+                assert grant.status_code == 201, grant.text
+            self.providers.append(
+                {
+                    "node": node.address,
+                    "datasetId": dataset.json()["datasetId"],
+                    "datasetVersion": 1,
+                    "grantId": grant.json()["grantId"],
+                }
+            )
+
+    def create_task(self, request_id: str, valid_for: int = 600) -> str:
+        with self.nodes["bank-a"].api() as api:
+            created = api.post(
+                "/tasks",
+                json={
+                    "requestId": request_id,
+                    "algorithm": "secure-stats",
+                    "params": PARAMS,
+                    "providers": self.providers,
+                    "validForSeconds": valid_for,
+                },
+            )
+            assert created.status_code == 201, created.text
+            return str(created.json()["taskId"])
+
+    def wait_terminal(self, task: str, timeout: float = 120.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        with self.nodes["bank-a"].api() as api:
+            while True:
+                status: dict[str, Any] = api.get(f"/tasks/{task}").json()
+                if status["state"] not in ("CREATED", "RUNNING"):
+                    return status
+                assert time.monotonic() < deadline, (status, self.logs())
+                time.sleep(0.3)
+
+
+def write_rows(path: Path, seed: int, count: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    rows = [
+        {
+            "account": f"A{seed}-{i}",
+            "balance": rng.randrange(-1000, 10_000),
+            "segment": rng.choice(["retail", "business", "private"]),
+        }
+        for i in range(count)
+    ]
+    path.write_text(
+        "account,balance,segment\n"
+        + "".join(f"{r['account']},{r['balance']},{r['segment']}\n" for r in rows)
+    )
+    return rows
+
+
+@contextmanager
+def running_cluster(anvil_url: str, tmp: Path) -> Iterator[Cluster]:
+    """Deploy, init and register three nodes with the CLI, approve the algorithm, start all."""
+    os.environ["PROVNET_KEY_PASSWORD"] = PASSWORD
+    os.environ["PROVNET_ADMIN_PASSWORD"] = PASSWORD
+    chain = Chain.connect(anvil_url)
+    deployer = new_account()
+    chain.fund(deployer.address, 10**21)
+    admins = {name: new_account() for name, _ in ORGS}
+    for name, account in admins.items():
+        chain.fund(account.address, 10**21)
+        write_keystore(account, tmp / f"{name}-admin.json", PASSWORD)
+    genesis = [GenesisMember(name_id("org", n), n, r, admins[n].address) for n, r in ORGS]
+    deployment = deploy(chain, Sender(chain, deployer), 50, genesis)
+    manifest = tmp / "manifest.json"
+    deployment.save(manifest)
+    nodes: dict[str, NodeProcess] = {}
+    for name, _ in ORGS:
+        node_dir = tmp / name
+        assert main(["node", "init", "--dir", str(node_dir), "--name", name,
+                     "--chain", anvil_url, "--manifest", str(manifest),
+                     "--peer-listen", f"127.0.0.1:{free_port()}",
+                     "--api-listen", f"127.0.0.1:{free_port()}"]) == 0  # fmt: skip
+        config_path = node_dir / "node.json"
+        address = read_keystore(NodeConfig.load(config_path).keystore, PASSWORD).address
+        chain.fund(address, 10**21)
+        assert main(["node", "register", "--config", str(config_path),
+                     "--admin-keystore", str(tmp / f"{name}-admin.json")]) == 0  # fmt: skip
+        admin = Clients.bind(chain, deployment, Sender(chain, admins[name]))
+        nodes[name] = NodeProcess(name, name_id("org", name), config_path, address, admin, tmp)
+    digest = package_of(stats).digest
+    nodes["bank-a"].admin.algorithms.propose(digest, stats.NAME, stats.VERSION, AlgorithmKind.MPC)
+    nodes["bank-b"].admin.algorithms.approve(digest)
+    cluster = Cluster(chain, deployment, nodes, tmp)
+    try:
+        for node in nodes.values():
+            node.start()
+        yield cluster
+    finally:
+        for node in nodes.values():
+            node.stop()
