@@ -503,12 +503,13 @@ class TaskRunner:
     def _finish(self, task_id: bytes, outcome: str, event: str) -> None:
         """Record the chain's verdict once this node's own part is settled."""
         worker = self._workers.get(task_id)
-        if outcome != "done" and self.release_transport is not None:
-            self.release_transport(task_id)  # wakes a worker waiting on peers in vain
-        if worker is not None and worker is not threading.current_thread():
+        if outcome != "done":
+            if self.release_transport is not None:
+                self.release_transport(task_id)  # wakes a worker waiting on peers in vain
+        elif worker is not None and worker is not threading.current_thread():
             worker.join(self.protocol_timeout)  # its last step may be what ended the task
-        if outcome == "done" and self.release_transport is not None:
-            self.release_transport(task_id)
+            if self.release_transport is not None:
+                self.release_transport(task_id)
         record = self.state.get(task_id)
         if record is None or record.final:
             return

@@ -6,12 +6,18 @@ computation over the providers' files, and every process must stop cleanly.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from node.algorithms import stats
+from node.identity import TlsIdentity, certificate_digest, new_tls_identity
+from node.peer import peer_pb2
+from node.peer.client import PeerClient
+from node.peer.trust import TrustedPeer
 from tests.e2e.cluster import PARAMS, Cluster, running_cluster
 
 
@@ -43,3 +49,52 @@ def test_stats_job_over_rest_completes_with_the_plaintext_result(cluster: Cluste
     assert sorted(result["contributors"]) == sorted(p["node"] for p in cluster.providers)
     for node in cluster.nodes.values():
         assert node.stop() == 0, node.log_path.read_text()[-2000:]
+
+
+def _rpc_status(client: PeerClient, envelope: peer_pb2.Envelope) -> grpc.StatusCode:
+    try:
+        client.deliver_once(envelope, timeout=5.0)
+    except grpc.RpcError as exc:
+        return exc.code()  # type: ignore[no-any-return,attr-defined]
+    finally:
+        client.close()
+    return grpc.StatusCode.OK
+
+
+def test_unregistered_certificates_are_refused_and_suspension_cuts_off(
+    cluster: Cluster,
+) -> None:
+    """Against the running bank-a process: TLS identities are checked against the chain."""
+    bank_a, bank_b = cluster.nodes["bank-a"], cluster.nodes["bank-b"]
+    config_a = bank_a.config
+    target = TrustedPeer(
+        bank_a.address,
+        config_a.peer_endpoint,
+        certificate_digest(config_a.tls_cert.read_bytes()),
+        config_a.tls_cert.read_bytes(),
+    )
+    config_b = bank_b.config
+    b_identity = TlsIdentity(config_b.tls_key.read_bytes(), config_b.tls_cert.read_bytes())
+    envelope = peer_pb2.Envelope(
+        task_id=bytes(32), step="probe", sender=bank_b.address, payload=b"x"
+    )
+
+    # bank-b's registered identity gets through TLS and the per-call check: the server
+    # answers about the (unknown) task, not about who is calling.
+    assert (
+        _rpc_status(PeerClient(target, b_identity, 1 << 20), envelope) == grpc.StatusCode.NOT_FOUND
+    )
+    # The same account with a certificate that is not on chain never gets a call through.
+    rogue = new_tls_identity("rogue")
+    assert _rpc_status(PeerClient(target, rogue, 1 << 20), envelope) != grpc.StatusCode.NOT_FOUND
+
+    # Suspend bank-b on chain: bank-a's process cuts it off within its poll interval.
+    bank_a.admin.consortium.propose_suspension(bank_b.org_id)
+    assert not bank_a.admin.consortium.is_active_node(bank_b.address)
+    deadline = time.monotonic() + config_a.poll_interval * 5 + 5
+    while True:
+        status = _rpc_status(PeerClient(target, b_identity, 1 << 20), envelope)
+        if status in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAVAILABLE):
+            break
+        assert time.monotonic() < deadline, f"bank-b still answered with {status}"
+        time.sleep(0.2)
