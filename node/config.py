@@ -37,6 +37,7 @@ class NodeConfig:
     data_dir: Path
     poll_interval: float = 1.0
     confirmations: int = 0
+    protocol_timeout: float = 30.0  # how long a protocol step waits for a peer
 
     def to_json(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -64,7 +65,7 @@ class NodeConfig:
         values: dict[str, Any] = {}
         for name, kind in cls.__annotations__.items():
             if name not in raw:
-                if name in ("poll_interval", "confirmations"):
+                if name in ("poll_interval", "confirmations", "protocol_timeout"):
                     continue
                 raise InvalidInput(f"config.{name}", "missing")
             value = raw[name]

@@ -71,10 +71,20 @@ def build_node(config: NodeConfig) -> Node:
     evidence = EvidenceStore(config.database_url)
     datasets = DatasetStore(config.data_dir / "datasets")
     trust = ChainTrust(clients.consortium, poll_interval=config.poll_interval)
-    server = PeerServer(identity, account.address, trust, listen=config.peer_listen)
+    server = PeerServer(
+        identity, account.address, trust, listen=config.peer_listen, evidence=evidence
+    )
 
     def open_channel(task_id: bytes, peers: list[str]) -> Channel:
-        return GrpcChannel(task_id, account.address, peers, server, trust, identity)
+        return GrpcChannel(
+            task_id,
+            account.address,
+            peers,
+            server,
+            trust,
+            identity,
+            send_timeout=config.protocol_timeout,
+        )
 
     runner = TaskRunner(
         address=account.address,
@@ -86,6 +96,7 @@ def build_node(config: NodeConfig) -> Node:
         open_channel=open_channel,
         first_block=deployment.first_block,
         confirmations=config.confirmations,
+        protocol_timeout=config.protocol_timeout,
         prepare_transport=server.inbox.open_task,
         release_transport=server.inbox.close_task,
     )

@@ -14,9 +14,11 @@ Idempotency comes from the chain itself: before every on-chain action the runner
 the participant's on-chain status, and a refusal that says the action already happened
 (`AlreadyAccepted`, `InputAlreadyAnchored`, ...) counts as done. Off-chain state is
 written before the chain is touched. After a crash, a task whose protocol had not begun
-is resumed; one that was mid-protocol is failed on chain with a reason (its ephemeral
-keys are gone, and peers must not wait until the deadline); none is left Running past
-its deadline, because the runner expires overdue tasks it takes part in.
+is resumed; one that had started is failed on chain with a reason (its ephemeral keys
+and the messages peers had delivered to its in-memory inbox are gone, and peers must
+not wait until the deadline); a node that crashed after submitting its result only
+completes its local steps; none is left Running past its deadline, because the runner
+expires overdue tasks it takes part in.
 
 Aggregator-style jobs (secure statistics) share one envelope: the participant without a
 dataset is the aggregator; it sends the task parameters (checked by every provider
@@ -314,7 +316,10 @@ class TaskRunner:
             if record is None or record.phase not in ("accepted", "input_anchored"):
                 return
             worker = threading.Thread(
-                target=self._execute_guarded, args=(task_id,), name=f"task-{task_id.hex()[:8]}"
+                target=self._execute_guarded,
+                args=(task_id,),
+                name=f"task-{task_id.hex()[:8]}",
+                daemon=True,  # a stopping node abandons the protocol; restart fails it cleanly
             )
             self._workers[task_id] = worker
             worker.start()
@@ -548,9 +553,12 @@ class TaskRunner:
                 self._finish(task_id, "done", "TaskCompleted")
             elif state not in (TaskState.CREATED, TaskState.RUNNING):
                 self._finish(task_id, "failed", f"Task{state.name.title()}")
-            elif record.phase == "running":
-                self._fail(task_id, Reason.PROTOCOL_ERROR, "node restarted mid-protocol")
+            elif record.phase == "running" or (
+                state == TaskState.RUNNING and record.phase in ("accepted", "input_anchored")
+            ):
+                # Once a task runs, peers may have delivered messages to the inbox this
+                # process lost; waiting for them again would only hang until the deadline.
+                self._fail(task_id, Reason.PROTOCOL_ERROR, "node restarted while the task ran")
             elif record.phase == "seen":
                 self.consider(task_id)
-            elif state == TaskState.RUNNING and record.phase in ("accepted", "input_anchored"):
-                self.start_worker(task_id)
+            # accepted while still CREATED: TaskStarted (re-read from the chain) starts it

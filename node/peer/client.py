@@ -7,7 +7,8 @@ formally satisfied by overriding the target name with a name the certificate car
 because the pin already says everything the name could.
 
 `deliver` retries what is transient (the peer is not reachable yet, or has not opened
-the task yet) with exponential backoff until the deadline, and names what is not.
+the task yet) with exponential backoff until the deadline, and names what is not. The
+same channel carries `GetEvidence` (see `node.peer.evidence_service.fetch_evidence`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,15 @@ class PeerClient:
     def deliver_once(self, envelope: peer_pb2.Envelope, timeout: float) -> peer_pb2.Ack:
         """One attempt; raises `grpc.RpcError` as gRPC reports it."""
         return self._stub.Deliver(envelope, timeout=timeout)
+
+    def get_evidence_once(
+        self, request: peer_pb2.EvidenceRequest, timeout: float
+    ) -> peer_pb2.EvidenceResponse:
+        """One `GetEvidence` call; raises `grpc.RpcError` as gRPC reports it.
+
+        The retrying, signing caller is `node.peer.evidence_service.fetch_evidence`.
+        """
+        return self._stub.GetEvidence(request, timeout=timeout)
 
     def close(self) -> None:
         self._channel.close()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14node/peer/peer.proto\x12\x0fprovnet.peer.v1\"J\n\x08\x45nvelope\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"\x18\n\x03\x41\x63k\x12\x11\n\tduplicate\x18\x01 \x01(\x08\x32\x42\n\x04Peer\x12:\n\x07\x44\x65liver\x12\x19.provnet.peer.v1.Envelope\x1a\x14.provnet.peer.v1.Ackb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14node/peer/peer.proto\x12\x0fprovnet.peer.v1\"J\n\x08\x45nvelope\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0e\n\x06sender\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\"\x18\n\x03\x41\x63k\x12\x11\n\tduplicate\x18\x01 \x01(\x08\"k\n\x0f\x45videnceRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\x0c\x12\x11\n\trequester\x18\x02 \x01(\t\x12\r\n\x05nonce\x18\x03 \x01(\t\x12\x12\n\nexpires_at\x18\x04 \x01(\x04\x12\x11\n\tsignature\x18\x05 \x01(\x0c\"f\n\x0fTranscriptEntry\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0c\n\x04step\x18\x03 \x01(\t\x12\x0c\n\x04peer\x18\x04 \x01(\t\x12\x0e\n\x06\x64igest\x18\x05 \x01(\x0c\x12\x0c\n\x04prev\x18\x06 \x01(\x0c\"N\n\x0c\x41nchorRecord\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0c\n\x04root\x18\x03 \x01(\x0c\x12\x0f\n\x07tx_hash\x18\x04 \x01(\x0c\"\x96\x01\n\x10\x45videnceResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .provnet.peer.v1.TranscriptEntry\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0c\n\x04root\x18\x03 \x01(\x0c\x12.\n\x07\x61nchors\x18\x04 \x03(\x0b\x32\x1d.provnet.peer.v1.AnchorRecord2\x96\x01\n\x04Peer\x12:\n\x07\x44\x65liver\x12\x19.provnet.peer.v1.Envelope\x1a\x14.provnet.peer.v1.Ack\x12R\n\x0bGetEvidence\x12 .provnet.peer.v1.EvidenceRequest\x1a!.provnet.peer.v1.EvidenceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENVELOPE']._serialized_end=115
   _globals['_ACK']._serialized_start=117
   _globals['_ACK']._serialized_end=141
-  _globals['_PEER']._serialized_start=143
-  _globals['_PEER']._serialized_end=209
+  _globals['_EVIDENCEREQUEST']._serialized_start=143
+  _globals['_EVIDENCEREQUEST']._serialized_end=250
+  _globals['_TRANSCRIPTENTRY']._serialized_start=252
+  _globals['_TRANSCRIPTENTRY']._serialized_end=354
+  _globals['_ANCHORRECORD']._serialized_start=356
+  _globals['_ANCHORRECORD']._serialized_end=434
+  _globals['_EVIDENCERESPONSE']._serialized_start=437
+  _globals['_EVIDENCERESPONSE']._serialized_end=587
+  _globals['_PEER']._serialized_start=590
+  _globals['_PEER']._serialized_end=740
 # @@protoc_insertion_point(module_scope)

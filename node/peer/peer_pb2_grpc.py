@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class PeerStub:
-    """A node's inbound message endpoint; callers authenticate with mutual TLS.
+    """A node's inbound endpoint; callers authenticate with mutual TLS.
     """
 
     def __init__(self, channel):
@@ -40,14 +40,27 @@ class PeerStub:
                 request_serializer=node_dot_peer_dot_peer__pb2.Envelope.SerializeToString,
                 response_deserializer=node_dot_peer_dot_peer__pb2.Ack.FromString,
                 _registered_method=True)
+        self.GetEvidence = channel.unary_unary(
+                '/provnet.peer.v1.Peer/GetEvidence',
+                request_serializer=node_dot_peer_dot_peer__pb2.EvidenceRequest.SerializeToString,
+                response_deserializer=node_dot_peer_dot_peer__pb2.EvidenceResponse.FromString,
+                _registered_method=True)
 
 
 class PeerServicer:
-    """A node's inbound message endpoint; callers authenticate with mutual TLS.
+    """A node's inbound endpoint; callers authenticate with mutual TLS.
     """
 
     def Deliver(self, request, context):
         """Files one message in the receiver's inbox. Idempotent for identical retries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEvidence(self, request, context):
+        """A task's transcript, root and anchors, for a request signed by the calling node,
+        which must be an active node of an organisation holding the REGULATOR role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,6 +74,11 @@ def add_PeerServicer_to_server(servicer, server):
                     request_deserializer=node_dot_peer_dot_peer__pb2.Envelope.FromString,
                     response_serializer=node_dot_peer_dot_peer__pb2.Ack.SerializeToString,
             ),
+            'GetEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEvidence,
+                    request_deserializer=node_dot_peer_dot_peer__pb2.EvidenceRequest.FromString,
+                    response_serializer=node_dot_peer_dot_peer__pb2.EvidenceResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'provnet.peer.v1.Peer', rpc_method_handlers)
@@ -70,7 +88,7 @@ def add_PeerServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Peer:
-    """A node's inbound message endpoint; callers authenticate with mutual TLS.
+    """A node's inbound endpoint; callers authenticate with mutual TLS.
     """
 
     @staticmethod
@@ -90,6 +108,33 @@ class Peer:
             '/provnet.peer.v1.Peer/Deliver',
             node_dot_peer_dot_peer__pb2.Envelope.SerializeToString,
             node_dot_peer_dot_peer__pb2.Ack.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provnet.peer.v1.Peer/GetEvidence',
+            node_dot_peer_dot_peer__pb2.EvidenceRequest.SerializeToString,
+            node_dot_peer_dot_peer__pb2.EvidenceResponse.FromString,
             options,
             channel_credentials,
             insecure,

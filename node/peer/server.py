@@ -13,6 +13,11 @@ Two gates, because either alone is not enough:
 
 Then the envelope is checked field by field (INVALID_ARGUMENT naming the field) and filed
 in the `Inbox` under (task, sender, step). Nothing is stored unless every check passed.
+
+`GetEvidence` passes the same two gates; the signed request must then name the
+authenticated node as its requester and satisfy `node.evidence.access.verify_request`
+(see `node.peer.evidence_service`). A server built without an evidence store answers it
+UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ import grpc
 
 from ledger.ids import InvalidInput, as_address, hex32
 from node.channel import MAX_MESSAGE_BYTES, ChannelError
+from node.evidence.store import EvidenceStore
 from node.identity import TlsIdentity, certificate_digest
 from node.peer import ENVELOPE_OVERHEAD, TASK_ID_BYTES, check_envelope, peer_pb2, peer_pb2_grpc
+from node.peer.evidence_service import EvidenceService
 from node.peer.trust import ChainTrust, TrustUnavailable
 
 DEFAULT_MAX_TASK_BYTES = 256 * 1024 * 1024
@@ -198,10 +205,13 @@ class Inbox:
 
 
 class _PeerService(peer_pb2_grpc.PeerServicer):
-    def __init__(self, trust: ChainTrust, inbox: Inbox, limit: int) -> None:
+    def __init__(
+        self, trust: ChainTrust, inbox: Inbox, limit: int, evidence: EvidenceService | None
+    ) -> None:
         self._trust = trust
         self._inbox = inbox
         self._limit = limit
+        self._evidence = evidence
 
     def Deliver(self, request: peer_pb2.Envelope, context: grpc.ServicerContext) -> peer_pb2.Ack:
         callers = self._authenticate(context)
@@ -231,6 +241,15 @@ class _PeerService(peer_pb2_grpc.PeerServicer):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         return peer_pb2.Ack(duplicate=duplicate)
 
+    def GetEvidence(
+        self, request: peer_pb2.EvidenceRequest, context: grpc.ServicerContext
+    ) -> peer_pb2.EvidenceResponse:
+        # Authenticated first, so that only active nodes learn whether evidence is served.
+        callers = self._authenticate(context)
+        if self._evidence is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, "this node serves no evidence")
+        return self._evidence.get_evidence(request, callers, context)
+
     def _authenticate(self, context: grpc.ServicerContext) -> frozenset[str]:
         """The active nodes the caller's client certificate is registered for, or abort."""
         # The stubs say Mapping[str, bytes]; gRPC actually gives a list of values per key.
@@ -252,7 +271,11 @@ class _PeerService(peer_pb2_grpc.PeerServicer):
 
 
 class PeerServer:
-    """This node's gRPC endpoint for protocol messages, bound to `listen` by `start()`."""
+    """This node's gRPC endpoint for protocol messages, bound to `listen` by `start()`.
+
+    With an ``evidence`` store it also serves that store's transcripts to regulators'
+    nodes; the EIP-712 domain and the role checks use the chain `trust` reads.
+    """
 
     def __init__(
         self,
@@ -264,6 +287,7 @@ class PeerServer:
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_task_bytes: int = DEFAULT_MAX_TASK_BYTES,
         max_workers: int = 16,
+        evidence: EvidenceStore | None = None,
     ) -> None:
         self.identity = identity
         self.node_address = str(as_address(node_address, "node_address"))
@@ -272,6 +296,9 @@ class PeerServer:
         self.max_message_bytes = max_message_bytes
         self.max_workers = max_workers
         self.inbox = Inbox(max_task_bytes)
+        self.evidence_service = (
+            None if evidence is None else EvidenceService(evidence, trust.consortium)
+        )
         self._server: grpc.Server | None = None
         self._port: int | None = None
         self._tls_lock = threading.Lock()
@@ -297,7 +324,8 @@ class PeerServer:
             ],
         )
         peer_pb2_grpc.add_PeerServicer_to_server(
-            _PeerService(self.trust, self.inbox, self.max_message_bytes), server
+            _PeerService(self.trust, self.inbox, self.max_message_bytes, self.evidence_service),
+            server,
         )
         initial = self._tls_config(force=True)
         assert initial is not None

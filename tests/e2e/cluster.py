@@ -6,6 +6,7 @@ SQLite file; tests drive them only through their REST APIs, the chain and signal
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -216,7 +217,9 @@ def write_rows(path: Path, seed: int, count: int) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def running_cluster(anvil_url: str, tmp: Path) -> Iterator[Cluster]:
+def running_cluster(
+    anvil_url: str, tmp: Path, protocol_timeout: float | None = None
+) -> Iterator[Cluster]:
     """Deploy, init and register three nodes with the CLI, approve the algorithm, start all."""
     os.environ["PROVNET_KEY_PASSWORD"] = PASSWORD
     os.environ["PROVNET_ADMIN_PASSWORD"] = PASSWORD
@@ -239,6 +242,10 @@ def running_cluster(anvil_url: str, tmp: Path) -> Iterator[Cluster]:
                      "--peer-listen", f"127.0.0.1:{free_port()}",
                      "--api-listen", f"127.0.0.1:{free_port()}"]) == 0  # fmt: skip
         config_path = node_dir / "node.json"
+        if protocol_timeout is not None:
+            raw = json.loads(config_path.read_text())
+            raw["protocol_timeout"] = protocol_timeout
+            config_path.write_text(json.dumps(raw))
         address = read_keystore(NodeConfig.load(config_path).keystore, PASSWORD).address
         chain.fund(address, 10**21)
         assert main(["node", "register", "--config", str(config_path),
