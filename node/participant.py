@@ -1,4 +1,7 @@
-"""A node's side of a task: check, accept (or refuse on chain), anchor, run, submit.
+"""The demo's in-process participant: check, accept (or refuse on chain), anchor, submit.
+
+It runs the placeholder job of `provnet demo` without a peer mesh; node processes use
+`node.runner.TaskRunner`, and both refuse through `node.admission.check_task`.
 
 The chain drives the work: a node acts on a task only after reading it from the
 `TaskRegistry`, and every refusal is recorded on chain with a reason code, because a
@@ -13,21 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from ledger.canonical import digest_json
 from ledger.clients import Clients
-from ledger.clients.authorizations import ANY_APPROVED_ALGORITHM
 from ledger.clients.tasks import Participant, Reason, TaskState
 from ledger.transcript import Transcript
+from node.admission import TaskRefused, check_task, participant_slot
 from node.algorithms.package import package_of
 from node.datasets import ImportedDataset
-
-
-class Refused(Exception):
-    """This node will not take part; `reason` is the code recorded on chain."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        self.reason = reason
-        super().__init__(f"{reason.name}: {detail}")
+from node.runner import no_input_commitment
 
 
 @dataclass
@@ -57,47 +52,21 @@ class TaskParticipant:
         self.datasets[(dataset.dataset_id, dataset.version)] = dataset
 
     def my_slot(self, task_id: bytes) -> Participant:
-        for p in self.clients.tasks.participants(task_id):
-            if p.node.lower() == self.address.lower():
-                return p
-        raise Refused(Reason.PROTOCOL_ERROR, "this node is not a participant")
+        return participant_slot(self.clients, task_id, self.address)
 
     def check(self, task_id: bytes) -> None:
-        """Raise Refused when this node must not take part in the task."""
-        info = self.clients.tasks.info(task_id)
-        if info.algorithm_digest not in self.algorithms:
-            raise Refused(
-                Reason.ALGORITHM_DIGEST_MISMATCH,
-                f"no local code hashes to 0x{info.algorithm_digest.hex()}",
-            )
-        slot = self.my_slot(task_id)
-        if slot.dataset_id == bytes(32):
-            return
-        held = self.datasets.get((slot.dataset_id, slot.dataset_version))
-        registered = self.clients.datasets.version_info(slot.dataset_id, slot.dataset_version)
-        if held is None or (
-            held.data.merkle_root,
-            held.data.schema_digest,
-            len(held.data.rows),
-        ) != (
-            registered.merkle_root,
-            registered.schema_digest,
-            registered.row_count,
-        ):
-            raise Refused(Reason.DATASET_MISMATCH, "local copy differs from the registered version")
-        if slot.grant_id != bytes(32):
-            grant = self.clients.authorizations.info(slot.grant_id)
-            usable = self.clients.authorizations.is_usable(slot.grant_id)
-            allowed = grant.algorithm_digest in (ANY_APPROVED_ALGORITHM, info.algorithm_digest)
-            if not (usable and allowed and grant.grantee_org == info.creator_org):
-                raise Refused(
-                    Reason.GRANT_INVALID, f"grant 0x{slot.grant_id.hex()} does not cover this use"
-                )
+        """Raise TaskRefused when this node must not take part in the task."""
+
+        def load(dataset_id: bytes, version: int) -> ImportedDataset | None:
+            held = self.datasets.get((dataset_id, version))
+            return None if held is None else held.data
+
+        check_task(self.clients, task_id, self.address, self.algorithms, load)
 
     def accept_or_refuse(self, task_id: bytes) -> bool:
         try:
             self.check(task_id)
-        except Refused as refusal:
+        except TaskRefused as refusal:
             self.clients.tasks.refuse(task_id, refusal.reason)
             return False
         self.clients.tasks.accept(task_id)
@@ -107,7 +76,7 @@ class TaskParticipant:
         slot = self.my_slot(task_id)
         transcript = self.transcripts.setdefault(task_id, Transcript())
         if slot.dataset_id == bytes(32):
-            commitment = digest_json("no-input", {"task": task_id.hex(), "node": self.address})
+            commitment = no_input_commitment(task_id, self.address)
         else:
             commitment = self.datasets[(slot.dataset_id, slot.dataset_version)].data.merkle_root
         transcript.append("input", "input", commitment)
@@ -117,7 +86,7 @@ class TaskParticipant:
         """Run the digest placeholder and submit its result with the transcript root."""
         info = self.clients.tasks.info(task_id)
         if info.state != TaskState.RUNNING:
-            raise Refused(Reason.PROTOCOL_ERROR, f"task is {info.state.name}, not RUNNING")
+            raise TaskRefused(Reason.PROTOCOL_ERROR, f"task is {info.state.name}, not RUNNING")
         module = self.algorithms[info.algorithm_digest]
         commitments = [
             self.clients.datasets.version_info(p.dataset_id, p.dataset_version).merkle_root

@@ -45,13 +45,13 @@ from typing import Any
 from ledger.artifacts import abi
 from ledger.canonical import digest_json
 from ledger.clients import Clients
-from ledger.clients.authorizations import ANY_APPROVED_ALGORITHM
 from ledger.clients.tasks import Participant, Reason, TaskState
 from ledger.errors import ContractRevert
 from ledger.events import Event, EventReader, Source
-from ledger.ids import InvalidInput
+from node.admission import TaskRefused, check_task, participant_slot
 from node.channel import Channel, ChannelError, PeerTimeout, RecordingChannel
 from node.dataset_store import DatasetStore
+from node.datasets import ImportedDataset
 from node.evidence.store import EvidenceStore
 from node.state import TaskRecord, TaskStateStore
 
@@ -73,14 +73,6 @@ STEP_PARAMS = "params"
 STEP_RESULT = "result-commitment"
 
 
-class TaskRefused(Exception):
-    """This node must not take part; `reason` is recorded on chain."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        self.reason = reason
-        super().__init__(f"{reason.name}: {detail}")
-
-
 class ProtocolFailure(Exception):
     """The job could not finish; `reason` is recorded on chain."""
 
@@ -99,6 +91,11 @@ def result_commitment(task_id: bytes, result: Mapping[str, Any], salt: bytes) ->
     return digest_json(
         "result-commitment", {"task": task_id.hex(), "result": dict(result), "salt": salt.hex()}
     )
+
+
+def no_input_commitment(task_id: bytes, node: str) -> bytes:
+    """What a participant without a dataset (an aggregator) anchors as its input."""
+    return digest_json("no-input", {"task": task_id.hex(), "node": node.lower()})
 
 
 def evidence_log_id(node: str, task_id: bytes) -> bytes:
@@ -264,46 +261,19 @@ class TaskRunner:
         return record
 
     def _slot(self, task_id: bytes) -> Participant:
-        for p in self.clients.tasks.participants(task_id):
-            if p.node.lower() == self.address.lower():
-                return p
-        raise TaskRefused(Reason.PROTOCOL_ERROR, "this node is not a participant")
+        return participant_slot(self.clients, task_id, self.address)
 
     def _role(self, task_id: bytes) -> str:
         return "aggregator" if self._slot(task_id).dataset_id == ZERO else "provider"
 
     def check(self, task_id: bytes) -> None:
         """Raise TaskRefused unless code, data and grant all match the chain."""
-        info = self.clients.tasks.info(task_id)
-        if info.algorithm_digest not in self.algorithms:
-            raise TaskRefused(
-                Reason.ALGORITHM_DIGEST_MISMATCH,
-                f"no local code hashes to 0x{info.algorithm_digest.hex()}",
-            )
-        slot = self._slot(task_id)
-        if slot.dataset_id == ZERO:
-            return
-        try:
-            held = self.datasets.load(slot.dataset_id, slot.dataset_version)
-        except InvalidInput as exc:  # the local copy was altered after import
-            raise TaskRefused(Reason.DATASET_MISMATCH, str(exc)) from None
-        registered = self.clients.datasets.version_info(slot.dataset_id, slot.dataset_version)
-        if held is None or (
-            held.data.merkle_root,
-            held.data.schema_digest,
-            len(held.data.rows),
-        ) != (registered.merkle_root, registered.schema_digest, registered.row_count):
-            raise TaskRefused(
-                Reason.DATASET_MISMATCH, "local copy differs from the registered version"
-            )
-        if slot.grant_id != ZERO:
-            grant = self.clients.authorizations.info(slot.grant_id)
-            usable = self.clients.authorizations.is_usable(slot.grant_id)
-            allowed = grant.algorithm_digest in (ANY_APPROVED_ALGORITHM, info.algorithm_digest)
-            if not (usable and allowed and grant.grantee_org == info.creator_org):
-                raise TaskRefused(
-                    Reason.GRANT_INVALID, f"grant 0x{slot.grant_id.hex()} does not cover this use"
-                )
+
+        def load(dataset_id: bytes, version: int) -> ImportedDataset | None:
+            held = self.datasets.load(dataset_id, version)
+            return None if held is None else held.data
+
+        check_task(self.clients, task_id, self.address, self.algorithms, load)
 
     # execution ------------------------------------------------------------------
 
@@ -381,7 +351,7 @@ class TaskRunner:
 
     def _input_commitment(self, task_id: bytes, slot: Participant) -> bytes:
         if slot.dataset_id == ZERO:
-            return digest_json("no-input", {"task": task_id.hex(), "node": self.address.lower()})
+            return no_input_commitment(task_id, self.address)
         return self.clients.datasets.version_info(slot.dataset_id, slot.dataset_version).merkle_root
 
     def _run_aggregator(
@@ -526,16 +496,24 @@ class TaskRunner:
             self.state.fail(task_id, f"CHAIN_{event.upper()}: the chain ended the task")
 
     def _expire_overdue(self) -> None:
-        now = self.clock()
-        for record in self.state.open_tasks():
+        """Expire tasks of ours past their deadline, so none stays Running forever.
+
+        The contract judges by block time; a dev chain that mines only on demand has a
+        stale latest block, so the local clock counts too (a premature attempt is refused
+        by the contract and retried at the next poll).
+        """
+        records = self.state.open_tasks()
+        if not records:
+            return
+        latest = self.clients.tasks.chain.w3.eth.get_block("latest")
+        now = max(self.clock(), float(latest["timestamp"]))
+        for record in records:
             info = self.clients.tasks.info(record.task_id)
             if info.state in (TaskState.CREATED, TaskState.RUNNING) and now >= info.deadline:
-                chain_now = int(self.clients.tasks.chain.w3.eth.get_block("latest")["timestamp"])
-                if chain_now >= info.deadline:
-                    try:
-                        self.clients.tasks.expire(record.task_id)
-                    except ContractRevert as exc:
-                        log.info("expire 0x%s: %s", record.task_id.hex(), exc)
+                try:
+                    self.clients.tasks.expire(record.task_id)
+                except ContractRevert as exc:
+                    log.info("expire 0x%s: %s", record.task_id.hex(), exc)
 
     def recover(self) -> None:
         """After a restart: settle every task the store says was open."""

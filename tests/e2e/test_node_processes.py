@@ -6,6 +6,7 @@ computation over the providers' files, and every process must stop cleanly.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from node.identity import TlsIdentity, certificate_digest, new_tls_identity
 from node.peer import peer_pb2
 from node.peer.client import PeerClient
 from node.peer.trust import TrustedPeer
+from scripts.cli import main
 from tests.e2e.cluster import PARAMS, Cluster, running_cluster
 
 
@@ -27,7 +29,9 @@ def cluster(anvil_url: str, tmp_path: Path) -> Iterator[Cluster]:
         yield running
 
 
-def test_stats_job_over_rest_completes_with_the_plaintext_result(cluster: Cluster) -> None:
+def test_stats_job_over_rest_completes_with_the_plaintext_result(
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
+) -> None:
     cluster.share_datasets()
     aggregator = cluster.nodes["bank-a"]
     with aggregator.api() as api:
@@ -47,6 +51,25 @@ def test_stats_job_over_rest_completes_with_the_plaintext_result(cluster: Cluste
         k: v for k, v in expected.items() if k != "contributors"
     }
     assert sorted(result["contributors"]) == sorted(p["node"] for p in cluster.providers)
+
+    # The same verbs on the CLI, through each node's API.
+    config_a = str(aggregator.config_path)
+    capsys.readouterr()
+    assert main(["task", "watch", "--config", config_a, task, "--timeout", "10"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "COMPLETED"
+    assert main(["task", "result", "--config", config_a, task]) == 0
+    assert json.loads(capsys.readouterr().out)["result"] == result
+    assert main(["task", "result", "--config", config_a, "0x" + "00" * 32]) == 2
+    assert capsys.readouterr().err.startswith("provnet: error: taskId: ")
+    config_b = str(cluster.nodes["bank-b"].config_path)
+    assert main(["grant", "list", "--config", config_b]) == 0
+    grants = json.loads(capsys.readouterr().out)
+    assert [g["used"] for g in grants] == [1]
+    regulator = cluster.nodes["regulator"]
+    assert main(["dataset", "register", "--config", str(regulator.config_path),
+                 "--name", "accounts", "--file", str(cluster.tmp / "regulator.csv"),
+                 "--classification", "2"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["version"] == 1  # identical: no new version
     for node in cluster.nodes.values():
         assert node.stop() == 0, node.log_path.read_text()[-2000:]
 

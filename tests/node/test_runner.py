@@ -233,3 +233,23 @@ def test_refusal_is_recorded_with_a_reason(network: dict[str, Any], consortium: 
     record = nodes["regulator"].state.get(task_id)
     assert record is not None and record.error is not None
     assert record.error.reason == "ALGORITHM_DIGEST_MISMATCH"
+
+
+def test_overdue_tasks_are_expired_not_left_running(
+    network: dict[str, Any], consortium: Consortium
+) -> None:
+    nodes: dict[str, Node] = network["nodes"]
+    service: NodeService = network["service"]
+    created = service.create_task("req-4", stats.NAME, PARAMS, network["providers"], 60)
+    task_id = bytes.fromhex(created["taskId"][2:])
+    # Only bank-a's node is up: the providers never accept.
+    nodes["bank-a"].runner.poll_once()
+    assert service.clients.tasks.state(task_id) == TaskState.CREATED
+    tester = consortium.chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+    tester.time_travel(created["deadline"] + 1)
+    nodes["bank-a"].runner.poll_once()  # its poll notices the deadline passed
+    assert service.clients.tasks.state(task_id) == TaskState.EXPIRED
+    nodes["bank-a"].runner.poll_once()  # and records the chain's verdict locally
+    record = nodes["bank-a"].state.get(task_id)
+    assert record is not None and record.phase == "failed"
+    assert record.error is not None and "EXPIRED" in record.error.reason
