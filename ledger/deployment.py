@@ -7,14 +7,13 @@ not the one it was configured for.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ledger.artifacts import CONTRACT_NAMES, artifact_digest
 from ledger.ids import InvalidInput, as_address
+from ledger.jsonfile import read_json, write_json_atomic
 
 MANIFEST_VERSION = 1
 
@@ -62,20 +61,11 @@ class Deployment:
 
     def save(self, path: Path) -> None:
         """Atomic write: a crash never leaves a half-written manifest behind."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> Deployment:
-        try:
-            raw = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ManifestError("manifest", f"file {path} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise ManifestError("manifest", f"{path} is not JSON ({exc.msg})") from None
-        return cls.from_json(raw)
+        return cls.from_json(read_json(path, "manifest", ManifestError))
 
     @classmethod
     def from_json(cls, raw: object) -> Deployment:

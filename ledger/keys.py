@@ -16,6 +16,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from ledger.ids import InvalidInput
+from ledger.jsonfile import read_json
 
 PASSWORD_ENV = "PROVNET_KEY_PASSWORD"
 
@@ -37,12 +38,7 @@ def write_keystore(account: LocalAccount, path: Path, password: str) -> None:
 
 
 def read_keystore(path: Path, password: str) -> LocalAccount:
-    try:
-        keystore = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidInput("keystore", f"file {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("keystore", f"{path} is not JSON ({exc.msg})") from None
+    keystore = read_json(path, "keystore")
     try:
         key = Account.decrypt(keystore, password)
     except ValueError:

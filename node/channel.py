@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from ledger.canonical import digest, digest_json
@@ -87,14 +87,11 @@ class TranscriptSink(Protocol):
     def append(self, kind: str, step: str, entry_digest: bytes, peer: str = "") -> object: ...
 
 
-@dataclass
-class RecordingChannel:
-    """Wraps a channel and appends every message's digest to the task transcript."""
+class ForwardingChannel:
+    """Delegates to an inner channel; wrappers override only what they add to."""
 
-    inner: Channel
-    task_id: bytes
-    transcript: TranscriptSink
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, inner: Channel) -> None:
+        self.inner = inner
 
     @property
     def me(self) -> str:
@@ -103,6 +100,22 @@ class RecordingChannel:
     @property
     def peers(self) -> Sequence[str]:
         return self.inner.peers
+
+    def send(self, peer: str, step: str, payload: bytes) -> None:
+        self.inner.send(peer, step, payload)
+
+    def receive(self, peer: str, step: str, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+        return self.inner.receive(peer, step, timeout)
+
+
+class RecordingChannel(ForwardingChannel):
+    """Wraps a channel and appends every message's digest to the task transcript."""
+
+    def __init__(self, inner: Channel, task_id: bytes, transcript: TranscriptSink) -> None:
+        super().__init__(inner)
+        self.task_id = task_id
+        self.transcript = transcript
+        self.lock = threading.Lock()
 
     def send(self, peer: str, step: str, payload: bytes) -> None:
         self.inner.send(peer, step, payload)

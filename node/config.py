@@ -8,7 +8,6 @@ by the operator alone.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from dataclasses import asdict, dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.ids import InvalidInput
+from ledger.jsonfile import read_json, write_json_atomic
 
 CONFIG_VERSION = 1
 
@@ -47,18 +47,11 @@ class NodeConfig:
         }
 
     def save(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise InvalidInput("config", f"file {path} does not exist") from None
-        except json.JSONDecodeError as exc:
-            raise InvalidInput("config", f"{path} is not JSON ({exc.msg})") from None
+        raw = read_json(path, "config")
         if not isinstance(raw, dict) or raw.get("version") != CONFIG_VERSION:
             raise InvalidInput("config.version", f"expected {CONFIG_VERSION}")
         base = path.parent

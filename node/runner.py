@@ -37,7 +37,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -49,7 +49,7 @@ from ledger.clients.tasks import Participant, Reason, TaskState
 from ledger.errors import ContractRevert
 from ledger.events import Event, EventReader, Source
 from node.admission import TaskRefused, check_task, participant_slot
-from node.channel import Channel, ChannelError, PeerTimeout, RecordingChannel
+from node.channel import Channel, ChannelError, ForwardingChannel, PeerTimeout, RecordingChannel
 from node.dataset_store import DatasetStore
 from node.datasets import ImportedDataset
 from node.evidence.store import EvidenceStore
@@ -117,26 +117,12 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class CrashingChannel:
+class CrashingChannel(ForwardingChannel):
     """Passes messages through; the crash point `send:<step>` fires after that send."""
-
-    def __init__(self, inner: Channel) -> None:
-        self.inner = inner
-
-    @property
-    def me(self) -> str:
-        return self.inner.me
-
-    @property
-    def peers(self) -> Sequence[str]:
-        return self.inner.peers
 
     def send(self, peer: str, step: str, payload: bytes) -> None:
         self.inner.send(peer, step, payload)
         crash_point(f"send:{step}")
-
-    def receive(self, peer: str, step: str, timeout: float = 30.0) -> bytes:
-        return self.inner.receive(peer, step, timeout)
 
 
 class StoreTranscript:

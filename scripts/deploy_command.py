@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from ledger.chain import Chain
 from ledger.deploy import GenesisMember, deploy, validate
 from ledger.ids import InvalidInput, as_bytes32, name_id
+from ledger.jsonfile import read_json
 from ledger.keys import new_account, password_from, read_keystore
 from ledger.roles import parse_roles
 from ledger.transactions import Sender
@@ -23,12 +23,7 @@ def load_genesis(path: Path) -> tuple[int, list[GenesisMember]]:
     Format: {"thresholdPercent": 50, "members": [{"name": "Bank A",
     "roles": "provider,consumer", "admin": "0x...", "orgId": "0x..." (optional)}]}
     """
-    try:
-        raw: Any = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidInput("genesis", f"file {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput("genesis", f"{path} is not JSON ({exc.msg})") from None
+    raw: Any = read_json(path, "genesis")
     if not isinstance(raw, dict):
         raise InvalidInput("genesis", "expected a JSON object")
     threshold = raw.get("thresholdPercent")

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from ledger.ids import InvalidInput
+from ledger.jsonfile import read_json
 from node.config import NodeConfig
 
 TERMINAL = ("COMPLETED", "DISPUTED", "FAILED", "EXPIRED")
@@ -112,21 +113,12 @@ def grant_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_file(path: Path, field: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidInput(field, f"file {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(field, f"{path} is not JSON ({exc.msg})") from None
-
-
 def task_create(args: argparse.Namespace) -> int:
     body = {
         "requestId": args.request_id,
         "algorithm": args.algorithm,
-        "params": _json_file(args.params, "params"),
-        "providers": _json_file(args.providers, "providers"),
+        "params": read_json(args.params, "params"),
+        "providers": read_json(args.providers, "providers"),
         "validForSeconds": args.valid_for,
     }
     _print(_request(args.config, "POST", "/tasks", json=body))
