@@ -374,9 +374,12 @@ contract TaskRegistry {
     }
 
     /**
-     * @notice Accepts a task as one of its participants_; the last acceptance starts it.
+     * @notice Accepts a task as one of its participants; the last acceptance starts it.
      * @dev Caller: a participant node, active now. Consumes one use of the participant's
-     * grant (reverting with the grant's error if it cannot be used).
+     * grant (reverting with the grant's error if it cannot be used). If, at the last
+     * acceptance, another participant's grant was revoked, a member lapsed or the
+     * algorithm was deprecated since it accepted, the task fails with that reason
+     * instead of starting: a task naming a revoked grant never starts.
      * @param taskId The task, in state Created and before its deadline.
      */
     function acceptTask(bytes32 taskId) external {
@@ -394,13 +397,19 @@ contract TaskRegistry {
         s.accepted = true;
         uint8 accepted = t.acceptedCount + 1;
         t.acceptedCount = accepted;
-        bool starts = accepted == t.participantCount;
-        if (starts) t.state = TaskState.Running;
 
         bytes32 grantId = s.grantId;
         if (grantId != bytes32(0)) authorizations.consumeUse(grantId, creatorOrg, s.datasetId, algorithmDigest);
         emit TaskAccepted(taskId, msg.sender, grantId);
-        if (starts) emit TaskStarted(taskId);
+        if (accepted == t.participantCount) {
+            uint16 reason = _lapse(taskId, t);
+            if (reason != 0) {
+                _fail(taskId, t, reason); // recorded, not reverted: the acceptance stands
+            } else {
+                t.state = TaskState.Running;
+                emit TaskStarted(taskId);
+            }
+        }
     }
 
     /**

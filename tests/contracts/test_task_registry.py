@@ -975,23 +975,25 @@ def test_revoked_grant_is_reported_before_other_lapses(consortium: Consortium) -
     _assert_failed_by_step(setup, "checkpoint", Reason.GRANT_REVOKED)
 
 
-def test_grant_revoked_between_acceptances_fails_the_task_at_its_first_step(
+def test_grant_revoked_between_acceptances_means_the_task_never_starts(
     consortium: Consortium,
 ) -> None:
-    """The grant's participant accepted before the revocation; the task never gets going."""
+    """The grant's participant accepted before the revocation: the last acceptance fails
+    the task with GRANT_REVOKED instead of starting it (DESIGN §3: it cannot start)."""
     c = consortium
     setup = build_task(c)
     a, b = setup.seat("bank-a"), setup.seat("bank-b")
     b.clients.tasks.accept(setup.task_id)  # consumes the use while the grant is good
     c.orgs["bank-b"].clients.authorizations.revoke(setup.grants["bank-b"])
-    a.clients.tasks.accept(setup.task_id)
-    receipt = a.clients.tasks.anchor_input(setup.task_id, a.commitment)
+    receipt = a.clients.tasks.accept(setup.task_id)
     assert failed_events(setup, receipt) == [
         {"taskId": setup.task_id, "reporter": a.address, "reasonCode": 1}
     ]
-    assert a.clients.tasks.events_in(receipt, "InputAnchored") == []
+    assert a.clients.tasks.events_in(receipt, "TaskStarted") == []
+    assert len(a.clients.tasks.events_in(receipt, "TaskAccepted")) == 1
     assert a.clients.tasks.state(setup.task_id) == TaskState.FAILED
-    assert a.clients.tasks.participant_status(setup.task_id, a.address).input_anchored is False
+    with pytest.raises(custom_error("InvalidTaskState")):
+        a.clients.tasks.anchor_input(setup.task_id, a.commitment)
 
 
 def test_grant_expiry_while_running_is_not_a_lapse(consortium: Consortium) -> None:

@@ -319,7 +319,11 @@ class TaskMachine(RuleBasedStateMachine):
             outcome = Outcome("GrantExhausted")
         else:
             starts = sum(s.accepted for s in m.seats) + 1 == len(m.seats)
-            outcome = Outcome(None, TaskState.RUNNING if starts else None)
+            if starts and m.lapse():
+                # A grant revoked since its holder accepted: the task never starts.
+                outcome = Outcome(None, TaskState.FAILED, m.lapse())
+            else:
+                outcome = Outcome(None, TaskState.RUNNING if starts else None)
         self.execute(outcome, lambda: clients.tasks.accept(self.task_id))
         if outcome.error is None:
             assert seat is not None
