@@ -49,7 +49,7 @@ from ledger.clients.tasks import Participant, Reason, TaskState
 from ledger.errors import ContractRevert
 from ledger.events import Event, EventReader, Source
 from node.admission import TaskRefused, check_task, participant_slot
-from node.channel import Channel, ChannelError, ForwardingChannel, PeerTimeout, RecordingChannel
+from node.channel import Channel, ChannelError, ForwardingChannel, RecordingChannel
 from node.dataset_store import DatasetStore
 from node.datasets import ImportedDataset
 from node.evidence.store import EvidenceStore
@@ -286,7 +286,9 @@ class TaskRunner:
         except ProtocolFailure as failure:
             self._fail(task_id, failure.reason, str(failure))
         except ChannelError as exc:
-            reason = Reason.PEER_TIMEOUT if isinstance(exc, PeerTimeout) else Reason.PROTOCOL_ERROR
+            # Every channel error names its on-chain reason (PEER_TIMEOUT for a stalled
+            # peer, PARTICIPANT_INACTIVE for one the chain cut off, ...).
+            reason = Reason.__members__.get(exc.reason, Reason.PROTOCOL_ERROR)
             self._fail(task_id, reason, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
             log.exception("task 0x%s failed", task_id.hex())

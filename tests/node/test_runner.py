@@ -253,3 +253,24 @@ def test_overdue_tasks_are_expired_not_left_running(
     record = nodes["bank-a"].state.get(task_id)
     assert record is not None and record.phase == "failed"
     assert record.error is not None and "EXPIRED" in record.error.reason
+
+
+def test_a_stalled_peer_fails_the_task_with_a_named_reason(
+    network: dict[str, Any], consortium: Consortium
+) -> None:
+    """The regulator accepts, then never speaks: the others give up with PEER_TIMEOUT."""
+    nodes: dict[str, Node] = network["nodes"]
+    for node in nodes.values():
+        node.runner.protocol_timeout = 1.5
+    service: NodeService = network["service"]
+    created = service.create_task("req-5", stats.NAME, PARAMS, network["providers"], 3600)
+    task_id = bytes.fromhex(created["taskId"][2:])
+    assert nodes["regulator"].runner.consider(task_id) is True  # accepts, then stalls
+    active = {n: nodes[n] for n in ("bank-a", "bank-b")}
+    assert drive(active, task_id, service.clients) == TaskState.FAILED
+    history = task_history(consortium.chain, consortium.deployment, task_id)
+    failed = [e for e in history.task_events if e.name == "TaskFailed"]
+    assert [Reason(int(e.args["reasonCode"])) for e in failed] == [Reason.PEER_TIMEOUT]
+    for name in active:
+        record = nodes[name].state.get(task_id)
+        assert record is not None and record.phase == "failed"
