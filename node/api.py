@@ -63,7 +63,9 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def create_app(service: NodeService, token: str, upload_dir: Path) -> FastAPI:
+def create_app(
+    service: NodeService, token: str, upload_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES
+) -> FastAPI:
     app = FastAPI(
         title="provnet node API",
         version="1",
@@ -123,10 +125,10 @@ def create_app(service: NodeService, token: str, upload_dir: Path) -> FastAPI:
         try:
             staged = staging / filename  # errors then name the operator's own file
             with staged.open("wb") as out:
-                shutil.copyfileobj(file.file, out, length=1024 * 1024)
-                size = out.tell()
-            if size > MAX_UPLOAD_BYTES:
-                raise InvalidInput("file", f"larger than {MAX_UPLOAD_BYTES} bytes")
+                while chunk := file.file.read(1024 * 1024):
+                    out.write(chunk)
+                    if out.tell() > max_upload_bytes:  # stop reading, do not buffer it all
+                        raise InvalidInput("file", f"larger than {max_upload_bytes} bytes")
             return service.register_dataset(name, staged, classification)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -33,6 +33,7 @@ from ledger.transactions import Sender
 from node.algorithms import stats
 from node.algorithms.package import package_of
 from node.config import NodeConfig
+from node.runner import CRASH_ENV
 from scripts.cli import main
 from tests.anvil import free_port
 
@@ -86,8 +87,9 @@ class NodeProcess:
 
     def start(self, extra_env: dict[str, str] | None = None, wait: bool = True) -> None:
         self.starts += 1
-        env = {**os.environ, "PROVNET_KEY_PASSWORD": PASSWORD, **(extra_env or {})}
-        env.pop("PROVNET_FAULT_CRASH_AT", None) if not extra_env else None
+        env = {**os.environ, "PROVNET_KEY_PASSWORD": PASSWORD}
+        env.pop(CRASH_ENV, None)  # fault injection only where a test asks for it
+        env.update(extra_env or {})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scripts.cli", "node", "run", "--config", str(self.config_path)],
             env=env,

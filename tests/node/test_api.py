@@ -158,3 +158,21 @@ def test_malformed_json_and_contract_refusals(
     refused = client.post("/grants", headers=AUTH, json=foreign)
     assert refused.status_code == 409
     assert refused.json()["error"]["contractError"] == "UnknownDataset"
+
+
+def test_oversized_uploads_are_refused_and_change_nothing(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    org = consortium.orgs["bank-a"]
+    service = NodeService(org.node_clients, org.org_id, DatasetStore(tmp_path / "datasets"))
+    client = TestClient(create_app(service, TOKEN, tmp_path / "uploads", max_upload_bytes=64))
+    head = consortium.chain.head()
+    response = upload(client, "id,amount\n" + "A1,10\n" * 20)
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    assert response.json()["error"] == {  # type: ignore[attr-defined]
+        "field": "file",
+        "message": "larger than 64 bytes",
+    }
+    assert consortium.chain.head() == head
+    assert service.datasets.versions() == []
+    assert list((tmp_path / "uploads").iterdir()) == []  # the staged copy is gone too
