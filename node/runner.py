@@ -405,10 +405,17 @@ class TaskRunner:
         held = self.datasets.load(slot.dataset_id, slot.dataset_version)
         if held is None:
             raise ProtocolFailure(Reason.DATASET_MISMATCH, "dataset version no longer held")
+        params = module.StatsParams.from_json(raw)
+        if tuple(params.columns) != tuple(held.data.columns):
+            # The parameters describe the data the job expects; running on a different
+            # schema would compute something else under the approved name.
+            raise ProtocolFailure(
+                Reason.DATASET_MISMATCH, "the task's columns differ from this dataset's schema"
+            )
         providers = [p.node for p in participants if p.dataset_id != ZERO]
         module.run_provider(
             channel,
-            module.StatsParams.from_json(raw),
+            params,
             held.data.rows,
             aggregator,
             providers,

@@ -274,3 +274,19 @@ def test_a_stalled_peer_fails_the_task_with_a_named_reason(
     for name in active:
         record = nodes[name].state.get(task_id)
         assert record is not None and record.phase == "failed"
+
+
+def test_parameters_for_another_schema_are_refused(
+    network: dict[str, Any], consortium: Consortium
+) -> None:
+    nodes: dict[str, Node] = network["nodes"]
+    service: NodeService = network["service"]
+    for node in nodes.values():
+        node.runner.protocol_timeout = 6.0  # the aggregator waits in vain for inputs
+    params = {**PARAMS, "columns": [*COLUMNS, {"name": "region", "type": "string"}]}
+    created = service.create_task("req-6", stats.NAME, params, network["providers"], 3600)
+    task_id = bytes.fromhex(created["taskId"][2:])
+    assert drive(nodes, task_id, service.clients) == TaskState.FAILED
+    history = task_history(consortium.chain, consortium.deployment, task_id)
+    failed = [e for e in history.task_events if e.name == "TaskFailed"]
+    assert [Reason(int(e.args["reasonCode"])) for e in failed] == [Reason.DATASET_MISMATCH]
