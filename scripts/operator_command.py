@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,9 @@ def _print(obj: object) -> None:
 
 
 def node_run(args: argparse.Namespace) -> int:
+    # Certificate discovery does a TLS handshake without a client certificate, which
+    # gRPC core logs at INFO on the serving side; an operator can still raise it.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from node.process import run_node
 
     return run_node(NodeConfig.load(args.config))
