@@ -62,11 +62,6 @@ class Chain:
             raise ChainError(f"chain url {url}: node does not answer ({exc})") from None
         return cls(w3=w3, chain_id=chain_id, url=url)
 
-    @classmethod
-    def open(cls, url: str) -> Chain:
-        """`embedded` or a JSON-RPC URL, as written in configs and on the CLI."""
-        return cls.start_embedded() if url == "embedded" else cls.connect(url)
-
     def head(self) -> int:
         return int(self.w3.eth.block_number)
 

@@ -24,13 +24,11 @@ from web3.types import TxReceipt
 
 from ledger.chain import Chain
 from ledger.errors import (
-    ChainError,
     ContractRevert,
     TransactionReverted,
     decode_revert,
     revert_data_from,
 )
-from ledger.ids import as_address
 
 GAS_MARGIN = 1.5
 GAS_HEADROOM = 25_000
@@ -158,12 +156,6 @@ class Sender:
                     raise_decoded(exc)
             raise TransactionReverted(f"transaction 0x{tx_hash.hex()} reverted when mined")
         return receipt
-
-
-def require_funds(chain: Chain, address: str) -> None:
-    """Fail early and clearly when an account cannot pay for gas."""
-    if int(chain.w3.eth.get_balance(as_address(address, "account"))) == 0:
-        raise ChainError(f"account {address} has no ether on chain {chain.chain_id}")
 
 
 def reset_nonces() -> None:

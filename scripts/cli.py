@@ -7,7 +7,6 @@ reaches the user as one line naming what is wrong (`--debug` shows the traceback
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -229,10 +228,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"provnet: unexpected {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr
         )
         return EXIT_FAILURE
-
-
-def print_json(obj: object) -> None:
-    print(json.dumps(obj, indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":

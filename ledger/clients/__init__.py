@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from ledger.chain import Chain
 from ledger.clients.algorithms import AlgorithmRegistryClient
@@ -51,7 +51,3 @@ class Clients:
         if self.tasks.sender is None:
             raise RuntimeError("read-only clients have no account")
         return str(self.tasks.sender.address)
-
-    def as_(self, sender: Sender) -> Clients:
-        """The same clients acting as another account."""
-        return Clients(**{f.name: getattr(self, f.name).with_sender(sender) for f in fields(self)})
