@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.clients.tasks import Reason
 from ledger.events import Event
+from ledger.task_params import ParamsEnvelope
 from ledger.transcript import Entry, chain_intact, transcript_root
 
 ZERO = bytes(32)
@@ -65,6 +67,10 @@ class TaskHistory:
             (str(p["node"]), bytes(p["datasetId"]), int(p["datasetVersion"]), bytes(p["grantId"]))
             for p in created.args["participants"]
         ]
+
+    def ended_without_results(self) -> bool:
+        """Failed or expired: some participants may never have anchored evidence."""
+        return any(e.name in ("TaskFailed", "TaskExpired") for e in self.task_events)
 
     def before(self, position: tuple[int, int]) -> list[Event]:
         return [e for e in self.all_events if e.position < position]
@@ -229,6 +235,8 @@ def check_grants(h: TaskHistory) -> Check:
             None,
         )
         if accepted is None:
+            if h.ended_without_results():
+                continue  # refused or cut short before accepting: no use was consumed
             return Check("grants_valid_and_metered", False, f"{node} never accepted")
         prior = h.before(accepted.position)
         grant_events = [
@@ -296,6 +304,8 @@ def check_inputs(h: TaskHistory) -> Check:
             None,
         )
         got = anchored.get(node.lower())
+        if got is None and h.ended_without_results():
+            continue  # the task ended before this participant anchored its input
         if registered is None or got != registered:
             return Check(
                 "input_commitments_match_datasets",
@@ -312,27 +322,64 @@ def check_inputs(h: TaskHistory) -> Check:
 
 
 def check_results(h: TaskHistory) -> Check:
+    """A completed task: every participant submitted the same digest. A task that
+    ended otherwise: the end is on chain with its cause, and whatever results were
+    submitted before it agree. Either way the trail accounts for the outcome."""
     digests = {
         str(e.args["node"]): bytes(e.args["resultDigest"])
         for e in h.task_events
         if e.name == "ResultSubmitted"
     }
+    evidence: dict[str, Any] = {"results": {n: _hex(d) for n, d in digests.items()}}
     completed = next((e for e in h.task_events if e.name == "TaskCompleted"), None)
     nodes = {p[0] for p in h.participants()}
-    ok = (
-        bool(digests)
-        and set(digests) == nodes
-        and len(set(digests.values())) == 1
-        and completed is not None
-        and bytes(completed.args["resultDigest"]) in digests.values()
-    )
+    if completed is not None:
+        ok = (
+            bool(digests)
+            and set(digests) == nodes
+            and len(set(digests.values())) == 1
+            and bytes(completed.args["resultDigest"]) in digests.values()
+        )
+        detail = (
+            "every participant submitted the same result digest and the task completed"
+            if ok
+            else "results missing or disagreeing in a completed task"
+        )
+        return Check("result_digests_agree", ok, detail, evidence)
+    failed = next((e for e in h.task_events if e.name == "TaskFailed"), None)
+    if failed is not None:
+        code = int(failed.args["reasonCode"])
+        reason = Reason(code).name if code in Reason._value2member_map_ else f"code {code}"
+        reporter = str(failed.args["reporter"])
+        evidence["outcome"] = {"state": "FAILED", "reason": reason, "reporter": reporter}
+        ok = len(set(digests.values())) <= 1
+        detail = f"task failed: {reason}, reported by {reporter}" + (
+            "" if ok else "; the results submitted before it disagree"
+        )
+        return Check("result_digests_agree", ok, detail, evidence)
+    if any(e.name == "TaskExpired" for e in h.task_events):
+        evidence["outcome"] = {"state": "EXPIRED"}
+        ok = len(set(digests.values())) <= 1
+        return Check("result_digests_agree", ok, "task expired before every result", evidence)
+    if any(e.name == "TaskDisputed" for e in h.task_events):
+        return Check("result_digests_agree", False, "result digests disagree (disputed)", evidence)
+    return Check("result_digests_agree", False, "task has not finished", evidence)
+
+
+def check_params_commitment(h: TaskHistory, disclosed: ParamsEnvelope) -> Check:
+    """The parameters a participant disclosed are the ones the creator committed to."""
+    created = h.created()
+    if created is None:
+        return Check("params_commitment", False, "task was never created")
+    committed = bytes(created.args["paramsDigest"])
+    ok = disclosed.digest == committed
     return Check(
-        "result_digests_agree",
+        "params_commitment",
         ok,
-        "every participant submitted the same result digest and the task completed"
+        "the disclosed parameters and salt hash to the on-chain paramsDigest"
         if ok
-        else "results missing, disagreeing, or task not completed",
-        {"results": {n: _hex(d) for n, d in digests.items()}},
+        else "the disclosed parameters do not hash to the on-chain paramsDigest",
+        {"paramsDigest": _hex(committed), "params": dict(disclosed.params)},
     )
 
 
@@ -345,6 +392,8 @@ def check_evidence(h: TaskHistory, transcripts: Mapping[str, Sequence[Entry]]) -
     given = {k.lower(): v for k, v in transcripts.items()}
     roots = {}
     for node, _d, _v, _g in h.participants():
+        if node.lower() not in anchored and h.ended_without_results():
+            continue  # never submitted: no root was anchored to match a transcript against
         entries = given.get(node.lower())
         if entries is None:
             return Check("evidence_roots_match", False, f"no transcript from {node}")
@@ -395,8 +444,14 @@ CHECKS: tuple[Callable[[TaskHistory], Check], ...] = (
 )
 
 
-def verify_task(history: TaskHistory, transcripts: Mapping[str, Sequence[Entry]]) -> list[Check]:
+def verify_task(
+    history: TaskHistory,
+    transcripts: Mapping[str, Sequence[Entry]],
+    params: ParamsEnvelope | None = None,
+) -> list[Check]:
     checks = [check(history) for check in CHECKS]
     checks.append(check_evidence(history, transcripts))
     checks.append(check_transcripts_agree(history, transcripts))
+    if params is not None:
+        checks.append(check_params_commitment(history, params))
     return checks

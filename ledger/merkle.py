@@ -25,14 +25,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
+from operator import add
 from typing import TypeGuard
 
 __all__ = [
+    "RootBuilder",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
     "root",
+    "subtree_roots",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -41,6 +44,9 @@ _HASH_SIZE = 32
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
 _EMPTY_ROOT = hashlib.sha256(b"").digest()
+_fast_sha256 = hashlib.sha256  # bulk hashing: one C call per node through map()
+_fast_digest = type(_fast_sha256()).digest
+_SLICE = 4096  # nodes hashed per batch of map() calls in _perfect_root; even
 # RFC 9162 tree sizes and indices are uint64.
 _MAX_TREE_SIZE = 2**64 - 1
 # Every proof element after the first shifts the (< 2**64) size counter right at least
@@ -139,6 +145,116 @@ def consistency_proof(leaf_hashes: Sequence[bytes], old_size: int) -> list[bytes
         proof.append(_subtree_root(hashes, start, end))
     proof.reverse()
     return proof
+
+
+class RootBuilder:
+    """MTH of a leaf list fed in order, in O(log n) memory: for data too big to list.
+
+    It keeps a compact range: the roots of the perfect subtrees that the binary
+    decomposition of the leaf count splits the list into, largest (leftmost) first.
+    RFC 9162 splits n leaves at the largest power of two below n, so MTH(D[n]) is
+    exactly these roots folded from the right; appending a leaf merges equal-sized
+    neighbours like a binary counter's carry. ``root()`` therefore equals ``root()`` of
+    the whole list for every size, without the list ever existing.
+
+    ``append_subtree`` adds a whole perfect subtree at once (its root and its size, a
+    power of two the current size is a multiple of): a worker that hashed an aligned
+    block of leaves hands over one hash instead of the block (see ``subtree_roots``).
+    ``extend`` appends many leaves, hashing whole blocks of them at C speed.
+    """
+
+    __slots__ = ("_size", "_stack")
+
+    def __init__(self) -> None:
+        self._stack: list[tuple[int, bytes]] = []  # (subtree size, subtree root)
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        """How many leaves have been appended so far."""
+        return self._size
+
+    def append(self, leaf_hash: bytes) -> None:
+        """Append one leaf's hash (already ``leaf_hash``-ed)."""
+        _require_hash(leaf_hash, "leaf hash")
+        self._push(leaf_hash, 1)
+
+    def append_subtree(self, subtree_root: bytes, size: int) -> None:
+        """Append ``size`` leaves given by the root of their perfect subtree.
+
+        ``size`` must be a power of two dividing the current size: only then is the
+        block a subtree of the final tree (RFC 9162 never splits an aligned block).
+        """
+        _require_hash(subtree_root, "subtree root")
+        _require_int(size, "size")
+        if size < 1 or size & (size - 1):
+            raise ValueError(f"subtree size must be a power of two, got {size}")
+        if self._size % size:
+            raise ValueError(f"a subtree of {size} leaves cannot start at leaf {self._size}")
+        if self._size + size > _MAX_TREE_SIZE:
+            raise ValueError("tree size would exceed 2**64 - 1")
+        self._push(subtree_root, size)
+
+    def extend(self, leaf_hashes: Sequence[bytes]) -> None:
+        """Append leaves in order; the same as ``append`` for each, only faster."""
+        for size, subtree_root in subtree_roots(self._size, leaf_hashes):
+            self._push(subtree_root, size)
+
+    def _push(self, value: bytes, size: int) -> None:
+        self._size += size
+        while self._stack and self._stack[-1][0] == size:
+            _, left = self._stack.pop()
+            value = _node(left, value)
+            size *= 2
+        self._stack.append((size, value))
+
+    def root(self) -> bytes:
+        """MTH of the leaves appended so far; ``SHA-256()`` when there are none."""
+        if not self._stack:
+            return _EMPTY_ROOT
+        value = self._stack[-1][1]
+        for _, left in reversed(self._stack[:-1]):
+            value = _node(left, value)
+        return value
+
+
+def subtree_roots(start: int, leaf_hashes: Sequence[bytes]) -> list[tuple[int, bytes]]:
+    """The leaves at positions ``start``, ``start + 1``... of a tree, reduced to the
+    roots of the fewest perfect subtrees covering them, as ``(size, root)`` in order.
+
+    Each block's size is a power of two dividing its start, so it is a subtree of the
+    tree whatever its final size, and ``RootBuilder.append_subtree`` accepts these in
+    order once the builder holds ``start`` leaves. Lets workers hash disjoint ranges of
+    one tree and hand back a few hashes each.
+    """
+    _require_int(start, "start")
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    hashes = _checked_leaf_hashes(leaf_hashes)
+    roots = []
+    position, end = start, start + len(hashes)
+    while position < end:
+        size = position & -position if position else 1 << (end - 1).bit_length()
+        while size > end - position:
+            size >>= 1
+        roots.append((size, _perfect_root(hashes[position - start : position - start + size])))
+        position += size
+    return roots
+
+
+def _perfect_root(level: list[bytes]) -> bytes:
+    """MTH of 2**k leaf hashes: the same tree as ``_subtree_root``, a level at a time
+    with ``map`` so that no Python bytecode runs per node, in slices of a few thousand
+    nodes so the intermediate objects stay in the CPU cache (an even slice size never
+    separates a pair)."""
+    while len(level) > 1:
+        parent: list[bytes] = []
+        for first in range(0, len(level), _SLICE):
+            part = level[first : first + _SLICE]
+            messages = map(add, map(_NODE_PREFIX.__add__, part[0::2]), part[1::2])
+            parent += map(_fast_digest, map(_fast_sha256, messages))
+        level = parent
+    return level[0]
 
 
 def _split(n: int) -> int:

@@ -8,12 +8,14 @@ the demo's in-process participant and the node's task runner refuse for the same
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
 
 from ledger.clients import Clients
 from ledger.clients.authorizations import ANY_APPROVED_ALGORITHM
 from ledger.clients.tasks import Participant, Reason
 from ledger.ids import InvalidInput
+from node.algorithms import output_policy
 from node.datasets import ImportedDataset
 
 ZERO = bytes(32)
@@ -37,16 +39,56 @@ def participant_slot(clients: Clients, task_id: bytes, node: str) -> Participant
     raise TaskRefused(Reason.PROTOCOL_ERROR, "this node is not a participant")
 
 
+def dataset_levels(clients: Clients, participants: Sequence[Participant]) -> list[int]:
+    """The classification level of every provider's dataset version, from the chain."""
+    return [
+        clients.datasets.version_info(p.dataset_id, p.dataset_version).classification
+        for p in participants
+        if p.dataset_id != ZERO
+    ]
+
+
+def check_independent_providers(
+    clients: Clients, creator_org: bytes, participants: Sequence[Participant]
+) -> None:
+    """Refuse an aggregate task whose providers are not independent of its creator.
+
+    The aggregator runs at the creator, so a provider of the creator's own
+    organisation is a colluder the creator brings along (it can sign any survivor set
+    and subtract its own contribution); and an aggregate over fewer organisations than
+    the policy's minimum is one organisation's figures under another name.
+    """
+    providers = [p for p in participants if p.dataset_id != ZERO]
+    orgs = [clients.consortium.node_org(p.node) for p in providers]
+    for p, org in zip(providers, orgs, strict=True):
+        if org == creator_org:
+            raise TaskRefused(
+                Reason.PROVIDER_NOT_INDEPENDENT,
+                f"provider {p.node} belongs to the creator organisation 0x{org.hex()}",
+            )
+    try:
+        policy = output_policy.effective(dataset_levels(clients, participants))
+    except output_policy.PolicyError as exc:
+        raise TaskRefused(Reason.PROTOCOL_ERROR, str(exc)) from None
+    if len(set(orgs)) < policy.min_provider_orgs:
+        raise TaskRefused(
+            Reason.TOO_FEW_PROVIDER_ORGS,
+            f"{len(set(orgs))} provider organisation(s); classification level {policy.level} "
+            f"needs at least {policy.min_provider_orgs}",
+        )
+
+
 def check_task(
     clients: Clients,
     task_id: bytes,
     node: str,
-    algorithms: Collection[bytes],
+    algorithms: Mapping[bytes, ModuleType],
     load_dataset: DatasetLoader,
 ) -> None:
     """Raise TaskRefused unless code, data and grant all match the chain."""
     info = clients.tasks.info(task_id)
-    if info.algorithm_digest not in algorithms:
+    module = algorithms.get(info.algorithm_digest)
+    if module is None:
         raise TaskRefused(
             Reason.ALGORITHM_DIGEST_MISMATCH,
             f"no local code hashes to 0x{info.algorithm_digest.hex()}",
@@ -54,12 +96,14 @@ def check_task(
     slot = participant_slot(clients, task_id, node)
     if slot.dataset_id == ZERO:
         return
+    if getattr(module, "OUTPUT_POLICY", False):
+        check_independent_providers(clients, info.creator_org, clients.tasks.participants(task_id))
     try:
         held = load_dataset(slot.dataset_id, slot.dataset_version)
     except InvalidInput as exc:  # the local copy was altered after import
         raise TaskRefused(Reason.DATASET_MISMATCH, str(exc)) from None
     registered = clients.datasets.version_info(slot.dataset_id, slot.dataset_version)
-    if held is None or (held.merkle_root, held.schema_digest, len(held.rows)) != (
+    if held is None or (held.merkle_root, held.schema_digest, held.row_count) != (
         registered.merkle_root,
         registered.schema_digest,
         registered.row_count,

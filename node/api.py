@@ -116,7 +116,11 @@ def create_app(
         name: Annotated[str, Form(min_length=1, max_length=128)],
         classification: Annotated[int, Form(ge=1, le=4)],
         file: Annotated[UploadFile, File()],
+        identifierColumns: Annotated[str, Form(max_length=64 * 1024)] = "",
     ) -> dict[str, Any]:
+        """`identifierColumns`: comma-separated names of the columns that identify
+        people or accounts (spaces around names are ignored)."""
+        identifiers = [c.strip() for c in identifierColumns.split(",") if c.strip()]
         filename = Path(file.filename or "upload").name
         if Path(filename).suffix.lower() not in (".csv", ".parquet", ".pq"):
             raise InvalidInput("file", "expected a .csv or .parquet upload")
@@ -129,7 +133,9 @@ def create_app(
                     out.write(chunk)
                     if out.tell() > max_upload_bytes:  # stop reading, do not buffer it all
                         raise InvalidInput("file", f"larger than {max_upload_bytes} bytes")
-            return service.register_dataset(name, staged, classification)
+            return service.register_dataset(
+                name, staged, classification, identifier_columns=identifiers
+            )
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

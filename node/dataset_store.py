@@ -1,9 +1,15 @@
 """The datasets a node holds, on its own disk, with the secret that salts their rows.
 
-A registered dataset version is immutable: its rows and the per-version salt key are
-written once, to a new directory, and renamed into place only when complete, so a
-crash mid-import never leaves a half-written version that could later be committed
-to chain or computed on.
+A registered dataset version is immutable: its rows (``rows.parquet``), schema and
+recorded root (``meta.json``) and the per-version salt key (``salt.key``) are written
+once, to a new directory, and renamed into place only when complete, so a crash
+mid-import never leaves a half-written version that could later be committed to chain
+or computed on.
+
+Loading recomputes the root from the stored rows and refuses a version that no longer
+matches it, so a node never computes on (or proves rows of) data that was altered on
+disk. Versions written before rows were stored as Parquet (``rows.jsonl``, one JSON
+object per line) are still read and verified the same way.
 """
 
 from __future__ import annotations
@@ -14,10 +20,17 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ledger.ids import InvalidInput
-from ledger.rows import Column, row_leaf_hashes
-from node.datasets import ImportedDataset, Row
+from ledger.rows import Column
+from node.datasets import ImportedDataset, arrow_schema, table_root
+
+ROWS_FILE = "rows.parquet"
+LEGACY_ROWS_FILE = "rows.jsonl"
 
 
 @dataclass(frozen=True)
@@ -47,15 +60,17 @@ class DatasetStore:
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
         try:
             meta = {
-                "columns": [{"name": c.name, "type": c.type} for c in data.columns],
+                "columns": [
+                    {"name": c.name, "type": c.type, "identifier": c.identifier}
+                    for c in data.columns
+                ],
                 "merkleRoot": data.merkle_root.hex(),
-                "rowCount": len(data.rows),
+                "rowCount": data.row_count,
                 "classification": classification,
+                "rows": ROWS_FILE,
             }
             (staging / "meta.json").write_text(json.dumps(meta, indent=2))
-            with (staging / "rows.jsonl").open("w") as fh:
-                for row in data.rows:
-                    fh.write(json.dumps(row, separators=(",", ":")) + "\n")
+            pq.write_table(data.table.cast(arrow_schema(data.columns)), staging / ROWS_FILE)
             key = staging / "salt.key"
             fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as fh:
@@ -71,16 +86,26 @@ class DatasetStore:
         if not directory.is_dir():
             return None
         meta = json.loads((directory / "meta.json").read_text())
-        columns = [Column(c["name"], c["type"]) for c in meta["columns"]]
-        with (directory / "rows.jsonl").open() as fh:
-            rows: list[Row] = [json.loads(line) for line in fh]
+        columns = _columns(meta)
+        table = self._rows(directory, meta, columns)
         key = (directory / "salt.key").read_bytes()
-        data = ImportedDataset(columns, rows, key, row_leaf_hashes(key, rows))
-        if data.merkle_root.hex() != meta["merkleRoot"]:
-            raise InvalidInput(
-                "dataset store", f"0x{dataset_id.hex()} v{version} no longer matches its root"
-            )
+        altered = InvalidInput(
+            "dataset store", f"0x{dataset_id.hex()} v{version} no longer matches its root"
+        )
+        if table is None or table.num_rows != int(meta["rowCount"]):
+            raise altered
+        root = table_root(key, columns, table)
+        if root.hex() != meta["merkleRoot"]:
+            raise altered
+        data = ImportedDataset(columns, table, key, root, table.num_rows)
         return StoredVersion(dataset_id, version, data, int(meta["classification"]))
+
+    def columns(self, dataset_id: bytes, version: int) -> list[Column] | None:
+        """A stored version's schema from its metadata alone (no rows read or checked)."""
+        meta_file = self._dir(dataset_id, version) / "meta.json"
+        if not meta_file.is_file():
+            return None
+        return _columns(json.loads(meta_file.read_text()))
 
     def versions(self) -> list[tuple[bytes, int]]:
         found = []
@@ -91,3 +116,34 @@ class DatasetStore:
                 if v.is_dir() and v.name.startswith("v") and v.name[1:].isdigit():
                     found.append((bytes.fromhex(ds.name), int(v.name[1:])))
         return found
+
+    @staticmethod
+    def _rows(directory: Path, meta: dict[str, Any], columns: list[Column]) -> pa.Table | None:
+        """The stored rows as a table of the schema's types; None if they do not fit it
+        (which can only mean they were altered)."""
+        schema = arrow_schema(columns)
+        if meta.get("rows") == ROWS_FILE:
+            table = pq.read_table(directory / ROWS_FILE)
+            return table if table.schema.equals(schema) else None
+        with (directory / LEGACY_ROWS_FILE).open() as fh:
+            rows = [json.loads(line) for line in fh]
+        if not all(_fits(row, columns) for row in rows):
+            return None
+        return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _columns(meta: dict[str, Any]) -> list[Column]:
+    return [Column(c["name"], c["type"], bool(c.get("identifier", False))) for c in meta["columns"]]
+
+
+def _fits(row: object, columns: list[Column]) -> bool:
+    """A legacy JSON row holds exactly the schema's columns with values of their types
+    (Arrow would silently drop an extra key, which the old root check would catch)."""
+    if not isinstance(row, dict) or len(row) != len(columns):
+        return False
+    for c in columns:
+        value = row.get(c.name)
+        wanted = int if c.type == "integer" else str
+        if type(value) is not wanted:
+            return False
+    return True

@@ -1,67 +1,374 @@
-"""Import a dataset file into rows and compute its on-chain commitment.
+"""Import a dataset file column-wise into Arrow and compute its on-chain commitment.
 
 Types are inferred per column (integer where every value parses as one, else string)
 so that the canonical row encoding, and hence the commitment, does not depend on how a
 CSV writer happened to quote numbers. A malformed file is rejected whole, naming the
 line, before anything is registered.
+
+Rows never become Python objects: a file is read in Arrow batches of strings (pass 1:
+structure and type inference), the batches are converted to typed columns (pass 2),
+and the commitment is computed chunk by chunk, on every core for big tables
+(``ledger.rows.batch_subtree_roots`` in worker processes, whose subtree roots a
+``merkle.RootBuilder`` folds). The commitment is byte for byte the one the row-wise
+reference functions of ``ledger.rows`` define; tests hold the two paths equal.
+
+Which files are accepted, and what they contain, is exactly what Python's ``csv``
+module in strict mode said before this path existed: Arrow reads the files in which
+the two cannot differ (no quotes, no blank lines, nothing ``csv`` would refuse), and
+any other file is read by ``csv`` itself, which then also names the offending line.
 """
 
 from __future__ import annotations
 
 import csv
+import multiprocessing
+import os
 import secrets
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from ledger import merkle
 from ledger.ids import InvalidInput
-from ledger.rows import Column, row_leaf_hashes, schema_digest
+from ledger.rows import (
+    MAX_SAFE_INTEGER,
+    Column,
+    batch_subtree_roots,
+    ipc_subtree_roots,
+    row_salts,
+    schema_digest,
+)
 
 Row = dict[str, int | str]
 MAX_COLUMNS = 256
+# Rows per hashing task. A power of two, so every full chunk is one perfect subtree and
+# a worker returns one hash for it; big enough that task overhead is noise.
+CHUNK_ROWS = 1 << 16
+# Below this many rows (or CSV bytes, ~30 per row), starting worker processes costs
+# more than it saves.
+POOL_MIN_ROWS = 1 << 17
+POOL_MIN_BYTES = 4 << 20
+MAX_WORKERS = 8
+_READ_BLOCK = 4 << 20
+_MAX_HEADER_BYTES = 1 << 20
+# What _parses_as_int accepts without help: ASCII digits, an optional '-', <= 18 chars.
+# Everything else (surrounding spaces, other Unicode digits...) is asked of it directly.
+_PLAIN_INT = r"^(?:-[0-9]{1,17}|[0-9]{1,18})$"
 
 
 @dataclass(frozen=True)
 class ImportedDataset:
-    columns: list[Column]
-    rows: list[Row]
-    version_key: bytes  # secret: derives the per-row salts
-    leaf_hashes: list[bytes]
+    """One dataset version: its schema, rows as an Arrow table, and commitment.
 
-    @property
-    def merkle_root(self) -> bytes:
-        return merkle.root(self.leaf_hashes)
+    ``table`` has the columns in schema order, int64 for integer and string for string
+    columns, no nulls. ``merkle_root`` is computed once, at import or load.
+    """
+
+    columns: list[Column]
+    table: pa.Table
+    version_key: bytes  # secret: derives the per-row salts
+    merkle_root: bytes
+    row_count: int
 
     @property
     def schema_digest(self) -> bytes:
         return schema_digest(self.columns)
 
+    @property
+    def rows(self) -> list[Row]:
+        """The rows as Python dicts: for small data and tests only.
 
-def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+        A million rows take seconds and hundreds of MB this way; anything on a
+        compute path works on ``table`` instead.
+        """
+        rows: list[Row] = self.table.to_pylist()
+        return rows
+
+
+def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
+    """The Arrow schema of a dataset's table: int64 or string per column, in order."""
+    return pa.schema(
+        [pa.field(c.name, pa.int64() if c.type == "integer" else pa.string()) for c in columns]
+    )
+
+
+# --- importing ---------------------------------------------------------------------
+
+
+def import_file(
+    path: Path, version_key: bytes | None = None, identifier_columns: Sequence[str] = ()
+) -> ImportedDataset:
+    """Dispatch on the file suffix: `.csv` or `.parquet`."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return import_csv(path, version_key, identifier_columns)
+    if suffix in (".parquet", ".pq"):
+        return import_parquet(path, version_key, identifier_columns)
+    raise InvalidInput("dataset file", f"{path.name}: expected a .csv or .parquet file")
+
+
+def import_csv(
+    path: Path, version_key: bytes | None = None, identifier_columns: Sequence[str] = ()
+) -> ImportedDataset:
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        big = path.stat().st_size >= POOL_MIN_BYTES
     except FileNotFoundError:
         raise InvalidInput("dataset file", f"{path} does not exist") from None
-    with handle:
+    with hashing_pool() if big else nullcontext() as pool:  # workers start while we read
+        header, batches = _read_csv(path)
+        marked = _identifier_names(header, identifier_columns)
+        integer = _integer_columns(len(header), batches)
+        columns = [
+            Column(name, "integer" if is_int else "string", name in marked)
+            for name, is_int in zip(header, integer, strict=True)
+        ]
+        table = _typed_table(path.name, columns, batches)
+        return _committed(columns, table, version_key, pool)
+
+
+def import_parquet(
+    path: Path, version_key: bytes | None = None, identifier_columns: Sequence[str] = ()
+) -> ImportedDataset:
+    """Integer and string columns only: anything else has no canonical encoding yet."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise InvalidInput("dataset file", f"{path} does not exist") from None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput("dataset file", f"{path} is not a Parquet file ({exc})") from None
+    _check_header(table.column_names)
+    if not table.column_names:
+        raise InvalidInput("dataset file", f"{path.name} has no columns")
+    marked = _identifier_names(table.column_names, identifier_columns)
+    columns = []
+    for name, arrow_type in zip(table.column_names, table.schema.types, strict=True):
+        if pa.types.is_integer(arrow_type):
+            columns.append(Column(name, "integer", name in marked))
+        elif pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+            columns.append(Column(name, "string", name in marked))
+        else:
+            raise InvalidInput(f"column {name!r}", f"unsupported Parquet type {arrow_type}")
+    _check_parquet_values(path.name, columns, table)
+    typed = pa.Table.from_arrays(
+        [table.column(i).cast(f.type) for i, f in enumerate(arrow_schema(columns))],
+        schema=arrow_schema(columns),
+    )
+    return _committed(columns, typed, version_key)
+
+
+def _check_parquet_values(file_name: str, columns: list[Column], table: pa.Table) -> None:
+    """The first null or unencodable integer in row order, as the row-wise code met it."""
+    worst: tuple[int, int, str] | None = None  # (row, column index, problem)
+    for i, column in enumerate(columns):
+        values = table.column(i)
+        bad = pc.is_null(values)
+        problem = "null in column {name!r}"
+        if column.type == "integer" and values.type.bit_width == 64:  # narrower always fit
+            high = pc.greater(values, pa.scalar(MAX_SAFE_INTEGER, values.type))
+            if pa.types.is_signed_integer(values.type):
+                high = pc.or_(high, pc.less(values, pa.scalar(-MAX_SAFE_INTEGER, values.type)))
+            if pc.any(high).as_py():
+                bad = pc.or_(bad, pc.fill_null(high, False))
+                problem = "null or integer beyond ±(2**53-1) in column {name!r}"
+        first = _first_true(bad)
+        if first is not None and (worst is None or first < worst[0]):
+            worst = (first, i, problem)
+    if worst is not None:
+        row, i, problem = worst
+        raise InvalidInput(f"{file_name} row {row + 1}", problem.format(name=columns[i].name))
+
+
+def _identifier_names(header: Sequence[str], identifier_columns: Sequence[str]) -> set[str]:
+    known = set(header)
+    for name in identifier_columns:
+        if name not in known:
+            raise InvalidInput(
+                "identifierColumns", f"no column named {name!r} (columns: {', '.join(header)})"
+            )
+    return set(identifier_columns)
+
+
+def _committed(
+    columns: list[Column], table: pa.Table, version_key: bytes | None, pool: Executor | None = None
+) -> ImportedDataset:
+    key = version_key if version_key is not None else secrets.token_bytes(32)
+    root = table_root(key, columns, table, pool)
+    return ImportedDataset(columns, table, key, root, table.num_rows)
+
+
+# --- reading CSV as string batches -------------------------------------------------
+
+
+@dataclass
+class _Batch:
+    """Consecutive rows of a CSV file as string arrays, with where they are in it."""
+
+    values: list[pa.Array]  # one string array per column
+    first_line: int  # the line of row 0 when rows are one line each...
+    lines: np.ndarray[Any, np.dtype[np.int64]] | None = None  # ...or each row's last line
+    # Columns whose values here are all plain ASCII integers (found by inference).
+    plain: set[int] = field(default_factory=set)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.values[0]) if self.values else 0
+
+    def line(self, row: int) -> int:
+        return int(self.lines[row]) if self.lines is not None else self.first_line + row
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[_Batch]]:
+    """The header and all rows as string batches; InvalidInput naming the line if the
+    file is not what ``csv.reader(strict=True)`` accepts with one field per column.
+
+    Arrow reads the files it reads exactly as ``csv`` does (see ``_read_with_arrow``);
+    every other file, and any file in which Arrow meets a problem, is read by ``csv``
+    itself, so what is rejected, and the error reported, are what they always were.
+    """
+    try:
+        quoted = _has_quote(path)
+    except FileNotFoundError:
+        raise InvalidInput("dataset file", f"{path} does not exist") from None
+    read = None if quoted else _read_with_arrow(path)
+    if read is not None:
+        return read
+    try:
+        return _read_with_csv_module(path)
+    except UnicodeDecodeError:
+        raise InvalidInput("dataset file", f"{path} is not UTF-8 text") from None
+
+
+def _has_quote(path: Path) -> bool:
+    """Does the file hold a double quote? Quoting is where CSV parsers disagree, and
+    Arrow is told to treat quotes as plain text, so such files go to ``csv``."""
+    with path.open("rb") as handle:
+        return any(b'"' in block for block in iter(lambda: handle.read(1 << 24), b""))
+
+
+def _read_with_csv_module(path: Path) -> tuple[list[str], list[_Batch]]:
+    """The strict ``csv`` reader: its rules define which files are accepted."""
+    batches: list[_Batch] = []
+    with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle, strict=True)
         try:
             header = next(reader, None)
             if not header:
                 raise InvalidInput("dataset file", f"{path} is empty (no header line)")
             _check_header(header)
-            body = []
+            pending: list[list[str]] = [[] for _ in header]
+            lines: list[int] = []
             for row in reader:
                 if len(row) != len(header):
                     raise InvalidInput(
                         f"{path.name} line {reader.line_num}",
                         f"expected {len(header)} fields, got {len(row)}",
                     )
-                body.append(row)
+                for values, value in zip(pending, row, strict=True):
+                    values.append(value)
+                lines.append(reader.line_num)
+                if len(lines) == CHUNK_ROWS:
+                    batches.append(_string_batch(pending, lines))
+                    pending, lines = [[] for _ in header], []
         except csv.Error as exc:
             raise InvalidInput(f"{path.name} line {reader.line_num}", str(exc)) from None
-        except UnicodeDecodeError:
-            raise InvalidInput("dataset file", f"{path} is not UTF-8 text") from None
-    return header, body
+    if lines:
+        batches.append(_string_batch(pending, lines))
+    return header, batches
+
+
+def _string_batch(values: list[list[str]], lines: list[int]) -> _Batch:
+    arrays = [pa.array(v, pa.string()) for v in values]
+    return _Batch(arrays, lines[0], np.array(lines, np.int64))
+
+
+def _read_with_arrow(path: Path) -> tuple[list[str], list[_Batch]] | None:
+    """Arrow's streaming reader, for files without quotes; None when the file is
+    anything but plainly well-formed, for ``csv`` to read or report.
+
+    In such a file every line is one row, split at commas, which is what ``csv``
+    makes of it too, with these exceptions, all sent to ``csv``: what it would refuse
+    and Arrow not (a header that is not UTF-8 or breaks the rules, rows of the wrong
+    width, fields over ``csv.field_size_limit``), and blank lines, a row without
+    fields to ``csv`` but a row of empty fields to Arrow (so any row of only empty
+    fields goes to ``csv``). Arrow's dropping of a UTF-8 BOM is undone by taking the
+    header from the raw first line.
+    """
+    header = _header_line(path)
+    if header is None or _header_problem(header):
+        return None
+    names = [f"c{i}" for i in range(len(header))]
+    limit = csv.field_size_limit()
+    batches: list[_Batch] = []
+    next_line = 1  # of the reader's next row; its first row is the header, dropped
+    try:
+        reader = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=names, block_size=_READ_BLOCK),
+            parse_options=pa_csv.ParseOptions(quote_char=False, ignore_empty_lines=False),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
+        )
+        for record_batch in reader:
+            batch = _Batch(record_batch.columns, next_line)
+            if next_line == 1 and record_batch.num_rows:
+                batch = _Batch([v[1:] for v in batch.values], 2)
+            next_line += record_batch.num_rows
+            if not _plainly_well_formed(batch, limit):
+                return None
+            batches.append(batch)
+    except pa.ArrowInvalid:  # a row of the wrong width, invalid UTF-8, a huge row...
+        return None
+    return header, batches
+
+
+def _plainly_well_formed(batch: _Batch, limit: int) -> bool:
+    """No row of only empty fields (maybe a blank line) and no field over ``limit``
+    characters (bytes first: a field has at least as many bytes as characters)."""
+    if not batch.num_rows:
+        return True
+    blank = None
+    for values in batch.values:
+        lengths = pc.binary_length(values)
+        if pc.max(lengths).as_py() > limit and pc.max(pc.utf8_length(values)).as_py() > limit:
+            return False
+        empty = pc.equal(lengths, 0)
+        blank = empty if blank is None else pc.and_(blank, empty)
+    return not pc.any(blank).as_py()
+
+
+def _header_line(path: Path) -> list[str] | None:
+    """The first line split at commas (``csv``'s reading of it, there being no quotes);
+    None if it is empty, not UTF-8 or absurdly long."""
+    with path.open("rb") as handle:
+        head = handle.read(_MAX_HEADER_BYTES + 1)
+    cut = min((i for i in (head.find(b"\n"), head.find(b"\r")) if i >= 0), default=len(head))
+    if cut == 0 or cut > _MAX_HEADER_BYTES:
+        return None
+    try:
+        return head[:cut].decode("utf-8").split(",")
+    except UnicodeDecodeError:
+        return None
+
+
+def _header_problem(header: list[str]) -> bool:
+    try:
+        _check_header(header)
+    except InvalidInput:
+        return True
+    limit = csv.field_size_limit()
+    return any(len(name) > limit for name in header)
 
 
 def _check_header(header: list[str]) -> None:
@@ -76,69 +383,162 @@ def _check_header(header: list[str]) -> None:
         seen.add(name)
 
 
+# --- types ---------------------------------------------------------------------------
+
+
 def _parses_as_int(value: str) -> bool:
+    """The definition of an integer value; the vectorised checks defer to it."""
     text = value.strip()
     return bool(text) and text.lstrip("-").isdigit() and len(text) <= 18
 
 
-def infer_columns(header: list[str], body: list[list[str]]) -> list[Column]:
-    columns = []
-    for i, name in enumerate(header):
-        is_int = bool(body) and all(_parses_as_int(r[i]) for r in body)
-        columns.append(Column(name, "integer" if is_int else "string"))
-    return columns
+def _integer_columns(n: int, batches: list[_Batch]) -> list[bool]:
+    """Per column: does every value parse as an integer? False for a file without rows."""
+    integer = [any(b.num_rows for b in batches)] * n
+    for batch in batches:
+        for i, values in enumerate(batch.values):
+            if integer[i]:
+                plain = pc.match_substring_regex(values, _PLAIN_INT)
+                if pc.all(plain).as_py():
+                    batch.plain.add(i)
+                else:
+                    integer[i] = _all_parse_as_int(values.filter(pc.invert(plain)))
+    return integer
 
 
-def import_csv(path: Path, version_key: bytes | None = None) -> ImportedDataset:
-    header, body = read_csv(path)
-    columns = infer_columns(header, body)
-    rows: list[Row] = [
-        {c.name: int(v) if c.type == "integer" else v for c, v in zip(columns, r, strict=True)}
-        for r in body
-    ]
-    return _committed(columns, rows, version_key)
+def _all_parse_as_int(values: pa.Array) -> bool:
+    """``all(_parses_as_int(v) for v in values)``, materialising a slice at a time: a
+    string column usually fails on its first value."""
+    step = 256
+    for start in range(0, len(values), step):
+        if not all(map(_parses_as_int, values.slice(start, step).to_pylist())):
+            return False
+    return True
 
 
-def import_parquet(path: Path, version_key: bytes | None = None) -> ImportedDataset:
-    """Integer and string columns only: anything else has no canonical encoding yet."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+def _typed_table(file_name: str, columns: list[Column], batches: list[_Batch]) -> pa.Table:
+    """Pass 2: integer columns converted as ``int()`` would, strings kept. Consumes
+    ``batches`` so each string batch is freed once converted."""
+    schema = arrow_schema(columns)
+    typed = []
+    while batches:
+        batch = batches.pop(0)
+        arrays = [
+            _to_int64(file_name, column.name, batch, i) if column.type == "integer" else values
+            for i, (column, values) in enumerate(zip(columns, batch.values, strict=True))
+        ]
+        typed.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+    return pa.Table.from_batches(typed, schema=schema)
 
+
+def _to_int64(file_name: str, name: str, batch: _Batch, column: int) -> pa.Array:
+    values = batch.values[column]
+    if column in batch.plain:
+        ints = pc.cast(values, pa.int64())
+    else:  # spaces or non-ASCII digits: int() decides, as it did row by row
+        plain = pc.match_substring_regex(values, _PLAIN_INT)
+        numbers = np.zeros(len(values), np.int64)
+        mask = np.asarray(plain.to_numpy(zero_copy_only=False), bool)
+        numbers[mask] = pc.cast(values.filter(plain), pa.int64()).to_numpy()
+        for row in np.flatnonzero(~mask).tolist():
+            text = values[row].as_py()
+            try:
+                numbers[row] = int(text)
+            except ValueError:
+                raise InvalidInput(
+                    f"{file_name} line {batch.line(row)}",
+                    f"column {name!r}: {text!r} is not an integer",
+                ) from None
+        ints = pa.array(numbers, pa.int64())
+    beyond = pc.or_(pc.less(ints, -MAX_SAFE_INTEGER), pc.greater(ints, MAX_SAFE_INTEGER))
+    first = _first_true(beyond)
+    if first is not None:
+        raise InvalidInput(
+            f"{file_name} line {batch.line(first)}",
+            f"column {name!r}: {ints[first].as_py()} is beyond ±(2**53-1), the integers "
+            "a row's canonical JSON can hold",
+        )
+    return ints
+
+
+def _first_true(mask: pa.Array | pa.ChunkedArray) -> int | None:
+    """Index of the first true value of a boolean Arrow array, or None."""
+    if not pc.any(mask).as_py():
+        return None
+    return int(pc.index(mask, True).as_py())
+
+
+# --- the commitment ------------------------------------------------------------------
+
+
+def table_root(
+    version_key: bytes, columns: Sequence[Column], table: pa.Table, pool: Executor | None = None
+) -> bytes:
+    """The dataset commitment of a table: ``merkle.root(row_leaf_hashes(version_key,
+    table.to_pylist()))``, computed chunk-wise, in worker processes for big tables.
+
+    ``pool`` is one from ``hashing_pool``; without it, a pool is started here when
+    the table is big enough to repay the start-up.
+    """
+    if pool is None and table.num_rows >= POOL_MIN_ROWS:
+        with hashing_pool() as own:
+            return table_root(version_key, columns, table, own)
+    builder = merkle.RootBuilder()
+    if pool is None:
+        for start, batch in _chunks(table):
+            _feed(builder, batch_subtree_roots(version_key, start, columns, batch))
+        return builder.root()
+    pending: deque[Future[list[tuple[int, bytes]]]] = deque()
+    for start, batch in _chunks(table):
+        pending.append(pool.submit(ipc_subtree_roots, version_key, start, columns, _ipc(batch)))
+        if len(pending) > 2 * MAX_WORKERS:  # bounded: a big table is not copied whole
+            _feed(builder, pending.popleft().result())
+    while pending:
+        _feed(builder, pending.popleft().result())
+    return builder.root()
+
+
+@contextmanager
+def hashing_pool() -> Iterator[Executor | None]:
+    """Worker processes for ``table_root``, one per usable core (None on one core).
+
+    Started on entry, and each made to import the hashing code at once, so that a
+    caller can overlap their start-up (a fresh interpreter each) with reading a file.
+    They are spawned, not forked: the node runs this in a process with gRPC and web
+    server threads, whose locks a forked child could inherit held. Like every spawned
+    multiprocessing worker they re-import the main module, so a script using this must
+    keep its top-level code under ``if __name__ == "__main__"``.
+    """
+    workers = min(len(os.sched_getaffinity(0)), MAX_WORKERS)
+    if workers < 2:
+        yield None
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        table = pq.read_table(path)
-    except FileNotFoundError:
-        raise InvalidInput("dataset file", f"{path} does not exist") from None
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInput("dataset file", f"{path} is not a Parquet file ({exc})") from None
-    _check_header(table.column_names)
-    columns = []
-    for name, field in zip(table.column_names, table.schema, strict=True):
-        if pa.types.is_integer(field.type):
-            columns.append(Column(name, "integer"))
-        elif pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
-            columns.append(Column(name, "string"))
-        else:
-            raise InvalidInput(f"column {name!r}", f"unsupported Parquet type {field.type}")
-    rows: list[Row] = table.to_pylist()
-    for i, row in enumerate(rows):
-        for name, value in row.items():
-            if value is None:
-                raise InvalidInput(f"{path.name} row {i + 1}", f"null in column {name!r}")
-    return _committed(columns, rows, version_key)
+        for _ in range(workers):
+            pool.submit(row_salts, bytes(32), 0, 0)
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def import_file(path: Path, version_key: bytes | None = None) -> ImportedDataset:
-    """Dispatch on the file suffix: `.csv` or `.parquet`."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return import_csv(path, version_key)
-    if suffix in (".parquet", ".pq"):
-        return import_parquet(path, version_key)
-    raise InvalidInput("dataset file", f"{path.name}: expected a .csv or .parquet file")
+def _chunks(table: pa.Table) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Aligned record batches of CHUNK_ROWS rows (the last may be shorter)."""
+    for start in range(0, table.num_rows, CHUNK_ROWS):
+        piece = table.slice(start, CHUNK_ROWS)
+        arrays = [column.combine_chunks() for column in piece.columns]
+        yield start, pa.RecordBatch.from_arrays(arrays, schema=piece.schema)
 
 
-def _committed(
-    columns: list[Column], rows: list[Row], version_key: bytes | None
-) -> ImportedDataset:
-    key = version_key if version_key is not None else secrets.token_bytes(32)
-    return ImportedDataset(columns, rows, key, row_leaf_hashes(key, rows))
+def _feed(builder: merkle.RootBuilder, roots: list[tuple[int, bytes]]) -> None:
+    for size, root in roots:
+        builder.append_subtree(root, size)
+
+
+def _ipc(batch: pa.RecordBatch) -> bytes:
+    """A batch as Arrow IPC bytes: unlike pickle, it sends a slice without its parent."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    data: bytes = sink.getvalue().to_pybytes()
+    return data

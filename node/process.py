@@ -99,6 +99,7 @@ def build_node(config: NodeConfig) -> Node:
         protocol_timeout=config.protocol_timeout,
         prepare_transport=server.inbox.open_task,
         release_transport=server.inbox.close_task,
+        account=account,
     )
     service = NodeService(
         clients,

@@ -42,17 +42,26 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
+
 from ledger.artifacts import abi
 from ledger.canonical import digest_json
 from ledger.clients import Clients
 from ledger.clients.tasks import Participant, Reason, TaskState
 from ledger.errors import ContractRevert
 from ledger.events import Event, EventReader, Source
-from node.admission import TaskRefused, check_task, participant_slot
+from ledger.ids import InvalidInput
+from ledger.task_params import ParamsEnvelope
+from node.admission import TaskRefused, check_task, dataset_levels, participant_slot
+from node.algorithms import output_policy
+from node.algorithms.disclosure import Answered, QueryRefused, check_disclosure, selection_json
+from node.algorithms.output_policy import EffectivePolicy
 from node.channel import Channel, ChannelError, ForwardingChannel, RecordingChannel
+from node.crypto.secagg import AddressVerifier, Identity
 from node.dataset_store import DatasetStore
 from node.datasets import ImportedDataset
 from node.evidence.store import EvidenceStore
+from node.query_history import QueryHistory
 from node.state import TaskRecord, TaskStateStore
 
 log = logging.getLogger("provnet.runner")
@@ -79,11 +88,6 @@ class ProtocolFailure(Exception):
     def __init__(self, reason: Reason, detail: str) -> None:
         self.reason = reason
         super().__init__(f"{reason.name}: {detail}")
-
-
-def params_digest(params: Mapping[str, Any]) -> bytes:
-    """What `TaskRegistry` stores for a task's parameters (they stay off chain)."""
-    return digest_json("task-params", dict(params))
 
 
 def result_commitment(task_id: bytes, result: Mapping[str, Any], salt: bytes) -> bytes:
@@ -154,6 +158,13 @@ class TaskRunner:
     # (which also wakes a worker blocked waiting on a peer that will never answer).
     prepare_transport: Callable[[bytes, list[str]], None] | None = None
     release_transport: Callable[[bytes], None] | None = None
+    # This node's key (the account named by ``address``): signs its protocol messages,
+    # e.g. the secure sum's survivor set. None: the clients' sending account.
+    account: LocalAccount | None = None
+    # What this node has disclosed to each grantee (differencing checks, DP budget);
+    # by default kept in the evidence store's database.
+    history: QueryHistory | None = None
+    _queries: QueryHistory = field(init=False)
     _cursor: int = field(default=-1, init=False)
     _workers: dict[bytes, threading.Thread] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -166,6 +177,7 @@ class TaskRunner:
             confirmations=self.confirmations,
         )
         self._cursor = self.first_block - 1
+        self._queries = self.history or QueryHistory(self.evidence.db)
 
     # the loop -------------------------------------------------------------------
 
@@ -342,6 +354,14 @@ class TaskRunner:
             return no_input_commitment(task_id, self.address)
         return self.clients.datasets.version_info(slot.dataset_id, slot.dataset_version).merkle_root
 
+    def _signing_account(self) -> LocalAccount:
+        if self.account is not None:
+            return self.account
+        sender = self.clients.tasks.sender
+        if sender is None:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, "no node account to sign with")
+        return sender.account
+
     def _run_aggregator(
         self,
         task_id: bytes,
@@ -355,19 +375,26 @@ class TaskRunner:
             raise ProtocolFailure(
                 Reason.PROTOCOL_ERROR, "aggregator holds no parameters for this task"
             )
-        raw = json.loads(record.params_json)
-        if params_digest(raw) != expected_digest:
+        try:
+            envelope = ParamsEnvelope.from_json(json.loads(record.params_json))
+        except InvalidInput as exc:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, f"stored parameters: {exc}") from None
+        if envelope.digest != expected_digest:
             raise ProtocolFailure(Reason.PROTOCOL_ERROR, "stored parameters do not match the chain")
+        params = module.StatsParams.from_json(envelope.params)
+        policy = self._policy(participants, params)
         providers = [p.node for p in participants if p.dataset_id != ZERO]
-        encoded = json.dumps(raw, sort_keys=True).encode()
+        encoded = json.dumps(envelope.to_json(), sort_keys=True).encode()
         for provider in providers:
             channel.send(provider, STEP_PARAMS, encoded)
         result = module.run_aggregator(
             channel,
-            module.StatsParams.from_json(raw),
+            params,
             providers,
             timeout=self.protocol_timeout,
+            verifier=AddressVerifier(),
             task_id=task_id,
+            policy=policy,
         )
         salt = secrets.token_bytes(32)
         result_json = result.to_json()
@@ -394,38 +421,98 @@ class TaskRunner:
         aggregator = aggregators[0]
         try:
             raw = json.loads(channel.receive(aggregator, STEP_PARAMS, self.protocol_timeout))
+            envelope = ParamsEnvelope.from_json(raw)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ProtocolFailure(
-                Reason.PROTOCOL_ERROR, f"parameters are not JSON: {exc}"
-            ) from None
-        if not isinstance(raw, dict) or params_digest(raw) != expected_digest:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, f"parameters: {exc}") from None
+        if envelope.digest != expected_digest:
             raise ProtocolFailure(
                 Reason.PROTOCOL_ERROR, "parameters do not match the on-chain digest"
             )
         held = self.datasets.load(slot.dataset_id, slot.dataset_version)
         if held is None:
             raise ProtocolFailure(Reason.DATASET_MISMATCH, "dataset version no longer held")
-        params = module.StatsParams.from_json(raw)
-        if tuple(params.columns) != tuple(held.data.columns):
+        params = module.StatsParams.from_json(envelope.params)
+        if [(c.name, c.type) for c in params.columns] != [
+            (c.name, c.type) for c in held.data.columns
+        ]:
             # The parameters describe the data the job expects; running on a different
             # schema would compute something else under the approved name.
             raise ProtocolFailure(
                 Reason.DATASET_MISMATCH, "the task's columns differ from this dataset's schema"
             )
+        policy = self._policy(participants, params)
+        self._admit_query(task_id, params, policy, slot, held.data)
         providers = [p.node for p in participants if p.dataset_id != ZERO]
         module.run_provider(
             channel,
             params,
-            held.data.rows,
+            held.data.table,
             aggregator,
             providers,
             timeout=self.protocol_timeout,
+            identity=Identity(self._signing_account()),
+            verifier=AddressVerifier(),
             task_id=task_id,
+            policy=policy,
         )
         commitment = channel.receive(aggregator, STEP_RESULT, self.protocol_timeout)
         if len(commitment) != 32:
             raise ProtocolFailure(Reason.PROTOCOL_ERROR, "result commitment is not 32 bytes")
         return commitment
+
+    def _policy(self, participants: list[Participant], params: Any) -> EffectivePolicy:
+        """The output rules of this task, derived from chain facts by every party alike."""
+        try:
+            return output_policy.effective(
+                dataset_levels(self.clients, participants),
+                params.min_group_size,
+                params.epsilon,
+            )
+        except output_policy.PolicyError as exc:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, str(exc)) from None
+
+    def _admit_query(
+        self,
+        task_id: bytes,
+        params: Any,
+        policy: EffectivePolicy,
+        slot: Participant,
+        data: ImportedDataset,
+    ) -> None:
+        """Check the query against this provider's rows and history, then record it.
+
+        Recorded before anything is sent: an answered query missing from the history
+        would reopen the dataset to differencing.
+        """
+        grantee = self.clients.tasks.info(task_id).creator_org
+        key = (grantee, slot.dataset_id, slot.dataset_version)
+        with self._queries.guard(*key):
+            answered = self._queries.answered(*key)
+            if any(q.task_id == task_id for q in answered):
+                return  # decided before a restart; the restart path fails the task anyway
+            earlier = [Answered(q.selection, q.epsilon) for q in answered]
+            identifiers = [c.name for c in data.columns if c.identifier]
+            try:
+                selected = check_disclosure(
+                    params,
+                    data.table,
+                    policy,
+                    identifiers,
+                    earlier,
+                    self._queries.epsilon_spent(slot.grant_id),
+                )
+            except QueryRefused as refused:
+                raise ProtocolFailure(Reason[refused.reason], refused.detail) from None
+            self._queries.record(
+                task_id=task_id,
+                dataset_id=slot.dataset_id,
+                version=slot.dataset_version,
+                grantee_org=grantee,
+                grant_id=slot.grant_id,
+                selection=selection_json(params),
+                selected=selected,
+                epsilon=policy.epsilon_per_query,
+            )
 
     def _checkpoint_transcript(self, task_id: bytes, size: int, root: bytes) -> None:
         anchors = self.clients.anchors

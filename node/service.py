@@ -21,19 +21,22 @@ from ledger.clients import Clients
 from ledger.clients.authorizations import ANY_APPROVED_ALGORITHM
 from ledger.clients.datasets import DatasetVersion
 from ledger.clients.tasks import Participant, TaskState
+from ledger.errors import ContractRevert
 from ledger.events import EventReader, Source
 from ledger.ids import InvalidInput, as_address, as_bytes32, hex32, name_id
+from ledger.task_params import ParamsEnvelope
+from node.algorithms import output_policy
 from node.algorithms.package import package_of
 from node.dataset_store import DatasetStore
 from node.datasets import ImportedDataset, import_file
-from node.runner import params_digest
 from node.state import TaskStateStore
 
 Progress = Callable[[str], None]
 
 
 def _same_rows(a: ImportedDataset, b: ImportedDataset) -> bool:
-    return a.columns == b.columns and a.rows == b.rows
+    """Same schema (identifier marks included) and the same rows in the same order."""
+    return a.columns == b.columns and a.row_count == b.row_count and a.table.equals(b.table)
 
 
 @dataclass
@@ -48,21 +51,28 @@ class NodeService:
     # datasets -----------------------------------------------------------------
 
     def register_dataset(
-        self, name: str, path: Path, classification: int, progress: Progress | None = None
+        self,
+        name: str,
+        path: Path,
+        classification: int,
+        progress: Progress | None = None,
+        identifier_columns: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Import a file, store it, then register (or add a version) on chain.
 
         The id is derived from the org and the dataset name, so re-running the same
         import is recognised: if the chain already holds this exact commitment as the
-        latest version, nothing new is written.
+        latest version, nothing new is written. `identifier_columns` marks columns
+        that identify people or accounts; the marks are part of the schema digest, so
+        changing them makes a new version.
         """
         say = progress or (lambda _: None)
         if not 1 <= classification <= 4:
             raise InvalidInput("classification", f"must be 1..4, got {classification}")
         dataset_id = name_id("dataset", f"{self.org_id.hex()}/{name}")
         say(f"importing {path.name}")
-        data = import_file(path)
-        say(f"{len(data.rows)} rows read; commitment computed")
+        data = import_file(path, identifier_columns=identifier_columns)
+        say(f"{data.row_count} rows read; commitment computed")
         registry = self.clients.datasets
         latest = registry.latest_version(dataset_id)
         if latest:
@@ -86,7 +96,7 @@ class NodeService:
                 f"version {version} of {name!r} is stored but not yet registered and differs",
             )
         commitment = DatasetVersion(
-            data.merkle_root, len(data.rows), data.schema_digest, classification
+            data.merkle_root, data.row_count, data.schema_digest, classification
         )
         if latest == 0:
             registry.register(dataset_id, commitment, f"provnet://{name}")
@@ -97,6 +107,7 @@ class NodeService:
 
     def _dataset_json(self, dataset_id: bytes, version: int) -> dict[str, Any]:
         info = self.clients.datasets.version_info(dataset_id, version)
+        columns = self.datasets.columns(dataset_id, version)
         return {
             "datasetId": hex32(dataset_id),
             "version": version,
@@ -104,6 +115,10 @@ class NodeService:
             "rowCount": info.row_count,
             "schemaDigest": hex32(info.schema_digest),
             "classification": info.classification,
+            # From this node's copy (the chain holds only the schema digest).
+            "columns": None
+            if columns is None
+            else [{"name": c.name, "type": c.type, "identifier": c.identifier} for c in columns],
         }
 
     def list_datasets(self) -> list[dict[str, Any]]:
@@ -200,10 +215,7 @@ class NodeService:
         try:
             parsed = module.StatsParams.from_json(params)
         except ValueError as exc:
-            name = getattr(exc, "field", None)
-            if isinstance(name, str) and name:
-                raise InvalidInput(f"params.{name}", str(exc).removeprefix(f"{name}: ")) from None
-            raise InvalidInput("params", str(exc)) from None
+            raise _params_error(exc) from None
         if not 1 <= len(providers) <= 15:
             raise InvalidInput("providers", f"expected 1..15 providers, got {len(providers)}")
         if not 60 <= valid_for_seconds <= 7 * 86_400:
@@ -218,15 +230,48 @@ class NodeService:
                     as_bytes32(p.get("grantId", "0x" + "00" * 32), f"providers[{i}].grantId"),
                 )
             )
+        self._check_output_policy(module, parsed, slots)
         canonical_params = parsed.to_json()
         task_id = name_id("task", f"{self.org_id.hex()}/{request_id}")
         tasks = self.clients.tasks
         if tasks.state(task_id) == TaskState.NONE:
-            self.state.ensure(task_id, role="aggregator", params=canonical_params)
+            # A retry reuses the salt already recorded, so the commitment stays the same.
+            record = self.state.get(task_id)
+            if record is not None and record.params is not None:
+                envelope = ParamsEnvelope.from_json(record.params)
+                if dict(envelope.params) != canonical_params:
+                    raise InvalidInput(
+                        "requestId", f"{request_id!r} was used before with other parameters"
+                    )
+            else:
+                envelope = ParamsEnvelope.new(canonical_params)
+                self.state.ensure(task_id, role="aggregator", params=envelope.to_json())
             digest = package_of(module).digest
             deadline = self._chain_time() + valid_for_seconds
-            tasks.create(task_id, digest, params_digest(canonical_params), deadline, slots)
+            tasks.create(task_id, digest, envelope.digest, deadline, slots)
         return self.task_status(task_id)
+
+    def _check_output_policy(
+        self, module: ModuleType, parsed: Any, slots: Sequence[Participant]
+    ) -> None:
+        """Parameters the providers' output policy would refuse anyway (e.g. a missing
+        clipping bound where the datasets' level adds noise): refused here, by name,
+        before anything reaches the chain."""
+        if not getattr(module, "OUTPUT_POLICY", False):
+            return
+        try:
+            levels = [
+                self.clients.datasets.version_info(p.dataset_id, p.dataset_version).classification
+                for p in slots
+                if p.dataset_id != bytes(32)
+            ]
+        except ContractRevert:
+            return  # an unknown dataset version: the chain refuses the task with its name
+        try:
+            policy = output_policy.effective(levels, parsed.min_group_size, parsed.epsilon)
+            module.noise_plan(parsed, policy)
+        except ValueError as exc:
+            raise _params_error(exc) from None
 
     def _chain_time(self) -> int:
         return int(self.clients.tasks.chain.w3.eth.get_block("latest")["timestamp"])
@@ -264,7 +309,18 @@ class NodeService:
             "state": self.clients.tasks.state(tid).name,
             "result": stored["result"],
             "commitmentSalt": stored["salt"],
+            # What the on-chain paramsDigest commits to: hand it to an auditor
+            # (`provnet audit verify --params FILE`) to have the parameters checked.
+            "params": record.params,
         }
+
+
+def _params_error(exc: ValueError) -> InvalidInput:
+    """A parameter error as the API reports it: the field under ``params.``."""
+    name = getattr(exc, "field", None)
+    if isinstance(name, str) and name:
+        return InvalidInput(f"params.{name}", str(exc).removeprefix(f"{name}: "))
+    return InvalidInput("params", str(exc))
 
 
 class UnknownTask(InvalidInput):

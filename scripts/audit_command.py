@@ -18,6 +18,8 @@ from ledger.chain import Chain
 from ledger.clients import Clients
 from ledger.deployment import Deployment
 from ledger.ids import InvalidInput, as_bytes32
+from ledger.jsonfile import read_json
+from ledger.task_params import ParamsEnvelope
 from ledger.transcript import Entry
 
 
@@ -74,16 +76,36 @@ def load_transcripts(directory: Path | None) -> dict[str, list[Entry]]:
     return transcripts
 
 
+def load_params(path: Path | None) -> ParamsEnvelope | None:
+    """The parameters and salt the task's creator disclosed: either the envelope
+    ``{"params", "salt"}`` or the creator's ``provnet task result`` answer holding it."""
+    if path is None:
+        return None
+    raw = read_json(path, "params")
+    if isinstance(raw, dict) and "result" in raw and "params" in raw:
+        raw = raw["params"]
+    return ParamsEnvelope.from_json(raw, "params")
+
+
 def audit_verify(args: argparse.Namespace) -> int:
     transcripts = load_transcripts(args.transcripts)
+    params = load_params(getattr(args, "params", None))
     chain, deployment, task_id = _open(args)
-    checks = verify_task(task_history(chain, deployment, task_id, args.confirmations), transcripts)
+    history = task_history(chain, deployment, task_id, args.confirmations)
+    checks = verify_task(history, transcripts, params)
     verified = all(c.passed for c in checks)
+    outcome = next(
+        (c.evidence["outcome"] for c in checks if "outcome" in c.evidence),
+        {"state": "COMPLETED"}
+        if any(e.name == "TaskCompleted" for e in history.task_events)
+        else None,
+    )
     print(
         json.dumps(
             {
                 "task": "0x" + task_id.hex(),
                 "chainId": chain.chain_id,
+                "outcome": outcome,
                 "checks": [c.to_json() for c in checks],
                 "verified": verified,
             },

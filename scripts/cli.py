@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--name", required=True)
     reg.add_argument("--file", required=True, type=Path)
     reg.add_argument("--classification", required=True, type=int, choices=(1, 2, 3, 4))
+    reg.add_argument(
+        "--identifier-columns",
+        default="",
+        metavar="NAME[,NAME...]",
+        help="columns that identify people or accounts (e.g. account,phone); committed on chain",
+    )
     reg.set_defaults(handler=_operator("dataset_register"))
     dlist = dataset_sub.add_parser("list", help="datasets this node holds")
     _config_arg(dlist)
@@ -163,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     _chain_args(verify)
     verify.add_argument("--transcripts", type=Path, help="directory of <node>.json transcripts")
     verify.add_argument("--confirmations", type=int, default=0, help="blocks behind head")
+    verify.add_argument(
+        "--params",
+        type=Path,
+        help='the creator\'s `task result` JSON (or {"params", "salt"}): checks the '
+        "parameters against the on-chain paramsDigest",
+    )
     verify.set_defaults(handler=_audit_verify)
 
     node = sub.add_parser("node", help="set up and run a node")

@@ -144,13 +144,13 @@ def run_scenario(
             dataset_id = name_id("dataset", f"{name}/accounts")
             admin_clients[name].datasets.register(
                 dataset_id,
-                DatasetVersion(data.merkle_root, len(data.rows), data.schema_digest, 3),
+                DatasetVersion(data.merkle_root, data.row_count, data.schema_digest, 3),
                 f"file://{path.name}",
             )
             participants[name].hold(HeldDataset(dataset_id, 1, data))
             dataset_ids[name] = dataset_id
             say(
-                f"{name}: dataset {path.name} registered, {len(data.rows)} rows, "
+                f"{name}: dataset {path.name} registered, {data.row_count} rows, "
                 f"root {short(data.merkle_root)}"
             )
 

@@ -81,7 +81,11 @@ def dataset_register(args: argparse.Namespace) -> int:
                 args.config,
                 "POST",
                 "/datasets",
-                data={"name": args.name, "classification": str(args.classification)},
+                data={
+                    "name": args.name,
+                    "classification": str(args.classification),
+                    "identifierColumns": args.identifier_columns,
+                },
                 files={"file": (path.name, fh)},
             )
         )

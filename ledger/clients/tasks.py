@@ -32,6 +32,14 @@ class Reason(IntEnum):
     GRANT_INVALID = 102
     PROTOCOL_ERROR = 103
     PEER_TIMEOUT = 104
+    # Output policy (node-reported by a provider, DESIGN §6): the query would disclose
+    # too much, so the provider refused before sending anything.
+    GROUP_TOO_SMALL = 105  # selected or excluded rows fewer than the minimum group size
+    QUERY_OVERLAP = 106  # differs from an answered query by fewer than the minimum rows
+    IDENTIFIER_FILTER = 107  # (in)equality filter on a column marked as an identifier
+    PROVIDER_NOT_INDEPENDENT = 108  # another provider belongs to the creator organisation
+    TOO_FEW_PROVIDER_ORGS = 109  # fewer provider organisations than the policy's minimum
+    PRIVACY_BUDGET_EXHAUSTED = 110  # grant's epsilon budget or the query history is spent
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ MODULUS = 1 << RING_BITS
 ELEMENT_BYTES = RING_BITS // 8
 KEY_BYTES = 32
 CONTEXT_BYTES = 32
-MAX_ELEMENTS = 1 << 20  # far above any statistics vector; bounds memory on bad input
+MAX_ELEMENTS = 1 << 20  # room for statistics and model weights; bounds memory on bad input
 
 PAIRWISE_LABEL = b"provnet:secure-agg:pairwise-mask:v1\0"
 SELF_LABEL = b"provnet:secure-agg:self-mask:v1\0"

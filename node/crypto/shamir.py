@@ -54,7 +54,7 @@ def combine(shares: Sequence[tuple[int, bytes]]) -> bytes:
 
     Passing more shares than the threshold is harmless when all are honest, but passing
     fewer silently yields a wrong value (interpolation cannot tell), so callers must
-    check the result against a commitment; see ``node/algorithms/stats.py``.
+    check the result against a commitment; see ``node/crypto/secagg.py``.
     """
     if not shares:
         raise ShareError("no shares to combine")

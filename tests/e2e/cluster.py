@@ -6,6 +6,7 @@ SQLite file; tests drive them only through their REST APIs, the chain and signal
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from ledger.transactions import Sender
 from node.algorithms import stats
 from node.algorithms.package import package_of
 from node.config import NodeConfig
+from node.evidence.store import EvidenceStore
 from node.runner import CRASH_ENV
 from scripts.cli import main
 from tests.anvil import free_port
@@ -175,20 +177,43 @@ class Cluster:
                 }
             )
 
-    def create_task(self, request_id: str, valid_for: int = 600) -> str:
+    def create_task(
+        self, request_id: str, valid_for: int = 600, params: dict[str, Any] | None = None
+    ) -> str:
         with self.nodes["bank-a"].api() as api:
             created = api.post(
                 "/tasks",
                 json={
                     "requestId": request_id,
                     "algorithm": "secure-stats",
-                    "params": PARAMS,
+                    "params": PARAMS if params is None else params,
                     "providers": self.providers,
                     "validForSeconds": valid_for,
                 },
             )
             assert created.status_code == 201, created.text
             return str(created.json()["taskId"])
+
+    def dump_transcripts(self, task: str, directory: Path) -> Path:
+        """Each node's recorded transcript of ``task`` as ``<address>.json``, read from
+        its own evidence database: the files ``provnet audit verify --transcripts`` takes
+        (a regulator fetches them with signed evidence requests instead)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        task_id = bytes.fromhex(task.removeprefix("0x"))
+        for node in self.nodes.values():
+            with EvidenceStore(node.config.database_url) as store:
+                entries = [e.to_json() for e in store.entries(task_id)]
+            (directory / f"{node.address}.json").write_text(json.dumps(entries))
+        return directory
+
+    def audit(self, task: str, *extra: str) -> tuple[int, dict[str, Any]]:
+        """`provnet audit verify` on ``task``: exit code and the printed report."""
+        out = io.StringIO()
+        with redirect_stdout(out):
+            code = main(["audit", "verify", "--chain", self.chain.url,
+                         "--manifest", str(self.tmp / "manifest.json"), task, *extra])  # fmt: skip
+        report: dict[str, Any] = json.loads(out.getvalue())
+        return code, report
 
     def wait_terminal(self, task: str, timeout: float = 120.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

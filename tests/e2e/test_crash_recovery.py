@@ -40,7 +40,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     # Peers wait up to 120 s for a restarted node: a loaded CI machine restarts slowly,
     # and the claim under test is resumption, not restart speed.
     with running_anvil() as url, running_cluster(url, tmp, protocol_timeout=120) as running:
-        running.share_datasets(rows_each=60, max_uses=len(CRASH_POINTS) + 2)
+        running.share_datasets(rows_each=120, max_uses=len(CRASH_POINTS) + 2)
         yield running
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from node.algorithms import stats
+from node.algorithms import output_policy, stats
 from node.identity import TlsIdentity, certificate_digest, new_tls_identity
 from node.peer import peer_pb2
 from node.peer.client import PeerClient
@@ -46,7 +46,9 @@ def test_stats_job_over_rest_completes_with_the_plaintext_result(
     assert status["state"] == "COMPLETED", (status, cluster.logs())
     with aggregator.api() as api:
         result = api.get(f"/tasks/{task}/result").json()["result"]
-    expected = stats.plaintext_stats(stats.StatsParams.from_json(PARAMS), cluster.rows).to_json()
+    expected = stats.plaintext_stats(
+        stats.StatsParams.from_json(PARAMS), cluster.rows, output_policy.effective([2])
+    ).to_json()
     assert {k: v for k, v in result.items() if k != "contributors"} == {
         k: v for k, v in expected.items() if k != "contributors"
     }
@@ -70,6 +72,45 @@ def test_stats_job_over_rest_completes_with_the_plaintext_result(
                  "--name", "accounts", "--file", str(cluster.tmp / "regulator.csv"),
                  "--classification", "2"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["version"] == 1  # identical: no new version
+    for node in cluster.nodes.values():
+        assert node.stop() == 0, node.log_path.read_text()[-2000:]
+
+
+def test_a_refused_and_an_accepted_query_both_verify(cluster: Cluster, tmp_path: Path) -> None:
+    """The output policy between real processes: a query singling out one customer is
+    refused by a provider, on chain, with its reason; the accepted one next to it equals
+    the plaintext figures; `provnet audit verify` verifies both and shows the reason."""
+    cluster.share_datasets()
+    accepted = cluster.create_task("ok")
+    assert cluster.wait_terminal(accepted)["state"] == "COMPLETED", cluster.logs()
+    with cluster.nodes["bank-a"].api() as api:
+        answer = api.get(f"/tasks/{accepted}/result").json()
+    (tmp_path / "result.json").write_text(json.dumps(answer))
+    params = stats.StatsParams.from_json(PARAMS)
+    expected = stats.plaintext_stats(params, cluster.rows, output_policy.effective([2]))
+    assert answer["result"]["sum"] == expected.to_json()["sum"]
+    assert answer["result"]["min_group_size"] == 10  # the policy's, not the consumer's 3
+
+    one = cluster.rows[5]["balance"]
+    assert sum(r["balance"] == one for r in cluster.rows[:120]) == 1
+    single = {**PARAMS, "filter": {"column": "balance", "op": "==", "value": one}}
+    single.pop("group_column"), single.pop("categories")
+    refused = cluster.create_task("one-customer", params=single)
+    assert cluster.wait_terminal(refused)["state"] == "FAILED", cluster.logs()
+
+    transcripts = cluster.dump_transcripts(accepted, tmp_path / "transcripts")
+    code, report = cluster.audit(
+        accepted, "--transcripts", str(transcripts), "--params", str(tmp_path / "result.json")
+    )
+    assert code == 0 and report["verified"], report
+    assert report["outcome"] == {"state": "COMPLETED"}
+    assert "params_commitment" in [c["name"] for c in report["checks"]]
+
+    code, report = cluster.audit(refused)
+    assert code == 0 and report["verified"], report
+    assert report["outcome"]["state"] == "FAILED"
+    assert report["outcome"]["reason"] == "GROUP_TOO_SMALL"
+    assert report["outcome"]["reporter"] in {p["node"] for p in cluster.providers}
     for node in cluster.nodes.values():
         assert node.stop() == 0, node.log_path.read_text()[-2000:]
 

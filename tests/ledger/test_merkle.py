@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from functools import cache
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -13,11 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.merkle import (
+    RootBuilder,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
     node_hash,
     root,
+    subtree_roots,
     verify_consistency,
     verify_inclusion,
 )
@@ -768,3 +771,84 @@ def test_larger_random_trees_round_trip(n: int, data: st.DataObject) -> None:
     old = data.draw(st.integers(min_value=1, max_value=n), label="old_size")
     proof = consistency_proof(leaves, old)
     assert verify_consistency(old, n, root(leaves[:old]), tree_root, proof)
+
+
+# --- the streaming builder --------------------------------------------------------------
+
+
+def test_builder_root_equals_root_for_every_size_to_70() -> None:
+    leaves = distinct_leaves(70)
+    builder = RootBuilder()
+    assert builder.root() == root([]) == hashlib.sha256(b"").digest()
+    for n, leaf in enumerate(leaves, start=1):
+        builder.append(leaf)
+        assert builder.size == n
+        assert builder.root() == root(leaves[:n]) == ref_mth(leaves[:n]), n
+
+
+@pytest.mark.parametrize("n", [2**10, 2**12 + 1, 3 * 2**12 - 1, 2**14 + 3, 40_000])
+def test_builder_root_of_large_trees(n: int) -> None:
+    leaves = [_ref_leaf(i.to_bytes(4, "big")) for i in range(n)]
+    one_by_one, at_once = RootBuilder(), RootBuilder()
+    for leaf in leaves:
+        one_by_one.append(leaf)
+    at_once.extend(leaves)
+    assert one_by_one.root() == at_once.root() == root(leaves)
+
+
+def test_builder_memory_is_logarithmic() -> None:
+    builder = RootBuilder()
+    builder.extend(distinct_leaves(1000))
+    assert len(builder._stack) == bin(1000).count("1")  # one subtree per set bit
+
+
+@settings(max_examples=200, deadline=None)
+@given(n=st.integers(min_value=0, max_value=300), data=st.data())
+def test_builder_fed_in_pieces_equals_root(n: int, data: st.DataObject) -> None:
+    """Any split into runs, each given as leaves or as subtree_roots, gives the root."""
+    leaves = distinct_leaves(n)
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=6), label="cuts"))
+    bounds = [0, *cuts, n]
+    builder = RootBuilder()
+    for start, end in pairwise(bounds):
+        if data.draw(st.booleans(), label="as subtrees"):
+            for size, subtree in subtree_roots(start, leaves[start:end]):
+                builder.append_subtree(subtree, size)
+        else:
+            builder.extend(leaves[start:end])
+    assert builder.size == n
+    assert builder.root() == root(leaves)
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.integers(0, 2**20), count=st.integers(0, 200))
+def test_subtree_roots_are_aligned_perfect_subtrees(start: int, count: int) -> None:
+    leaves = [_ref_leaf(i.to_bytes(4, "big")) for i in range(count)]
+    position = start
+    for size, subtree in subtree_roots(start, leaves):
+        assert size & (size - 1) == 0 and position % size == 0
+        offset = position - start
+        assert subtree == ref_mth(leaves[offset : offset + size])
+        position += size
+    assert position == start + count
+
+
+def test_builder_rejects_bad_input() -> None:
+    leaf = distinct_leaves(1)[0]
+    builder = RootBuilder()
+    builder.append(leaf)
+    with pytest.raises(ValueError, match="cannot start at leaf 1"):
+        builder.append_subtree(leaf, 2)
+    with pytest.raises(ValueError, match="power of two"):
+        builder.append_subtree(leaf, 3)
+    with pytest.raises(ValueError, match="power of two"):
+        builder.append_subtree(leaf, 0)
+    with pytest.raises(ValueError, match="32-byte"):
+        builder.append(b"short")
+    with pytest.raises(ValueError, match="must be an int"):
+        builder.append_subtree(leaf, True)
+    with pytest.raises(ValueError, match="start must be >= 0"):
+        subtree_roots(-1, [leaf])
+    with pytest.raises(ValueError, match="32-byte"):
+        builder.extend([b"x" * 31])
+    assert builder.size == 1 and builder.root() == leaf

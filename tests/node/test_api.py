@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger.ids import hex32
+from ledger.rows import Column, schema_digest
 from node.api import create_app
 from node.dataset_store import DatasetStore
 from node.service import NodeService
@@ -24,11 +25,13 @@ def api(consortium: Consortium, tmp_path: Path) -> tuple[TestClient, NodeService
     return TestClient(create_app(service, TOKEN, tmp_path / "uploads")), service
 
 
-def upload(client: TestClient, text: str, name: str = "accounts", level: int = 3) -> object:
+def upload(
+    client: TestClient, text: str, name: str = "accounts", level: int = 3, **extra: str
+) -> object:
     return client.post(
         "/datasets",
         headers=AUTH,
-        data={"name": name, "classification": str(level)},
+        data={"name": name, "classification": str(level), **extra},
         files={"file": ("d.csv", text.encode(), "text/csv")},
     )
 
@@ -60,6 +63,80 @@ def test_dataset_upload_is_idempotent_and_versioned(
     assert datasets.version_info(dataset_id, 1).merkle_root.hex() == body["merkleRoot"][2:]
     listed = client.get("/datasets", headers=AUTH).json()
     assert [d["version"] for d in listed] == [1, 2]
+
+
+def test_identifier_columns_are_committed_and_shown(
+    api: tuple[TestClient, NodeService], consortium: Consortium
+) -> None:
+    client, service = api
+    text = "id,amount,phone\nA1,10,+4411\n"
+    first = upload(client, text, identifierColumns=" id ,phone,")
+    assert first.status_code == 201, first.text  # type: ignore[attr-defined]
+    body = first.json()  # type: ignore[attr-defined]
+    assert body["columns"] == [
+        {"name": "id", "type": "string", "identifier": True},
+        {"name": "amount", "type": "integer", "identifier": False},
+        {"name": "phone", "type": "string", "identifier": True},
+    ]
+    marked = [
+        Column("id", "string", True),
+        Column("amount", "integer"),
+        Column("phone", "string", True),
+    ]
+    assert body["schemaDigest"] == hex32(schema_digest(marked))
+    dataset_id = bytes.fromhex(body["datasetId"][2:])
+    assert service.clients.datasets.version_info(dataset_id, 1).schema_digest == schema_digest(
+        marked
+    )
+    same = upload(client, text, identifierColumns="phone,id").json()  # type: ignore[attr-defined]
+    assert same == body  # the same marks, in any order: nothing new
+    unmarked = upload(client, text).json()  # type: ignore[attr-defined]
+    assert unmarked["version"] == 2 and unmarked["schemaDigest"] != body["schemaDigest"]
+    assert [c["identifier"] for c in unmarked["columns"]] == [False, False, False]
+    listed = client.get("/datasets", headers=AUTH).json()
+    assert [d["columns"] for d in listed] == [body["columns"], unmarked["columns"]]
+
+
+def test_an_unknown_identifier_column_is_named_and_changes_nothing(
+    api: tuple[TestClient, NodeService], consortium: Consortium
+) -> None:
+    client, service = api
+    head = consortium.chain.head()
+    response = upload(client, "id,amount\nA1,10\n", identifierColumns="id,acount")
+    assert response.status_code == 422  # type: ignore[attr-defined]
+    error = response.json()["error"]  # type: ignore[attr-defined]
+    assert error["field"] == "identifierColumns" and "'acount'" in error["message"]
+    assert consortium.chain.head() == head
+    assert service.datasets.versions() == []
+
+
+def test_the_cli_sends_identifier_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scripts import operator_command
+    from scripts.cli import build_parser
+
+    data = tmp_path / "d.csv"
+    data.write_text("account,phone\nAC1,+4411\n")
+    argv = ["dataset", "register", "--config", str(tmp_path / "node.json"), "--name", "a",
+            "--file", str(data), "--classification", "2",
+            "--identifier-columns", "account,phone"]  # fmt: skip
+    args = build_parser().parse_args(argv)
+    sent: dict[str, object] = {}
+
+    def request(config: Path, method: str, path: str, **kwargs: object) -> object:
+        sent.update(method=method, path=path, data=kwargs["data"])
+        return {"version": 1}
+
+    monkeypatch.setattr(operator_command, "_request", request)
+    assert args.handler(args) == 0
+    assert sent["path"] == "/datasets"
+    assert sent["data"] == {
+        "name": "a",
+        "classification": "2",
+        "identifierColumns": "account,phone",
+    }
+    assert build_parser().parse_args(argv[:-2]).identifier_columns == ""
 
 
 @pytest.mark.parametrize(

@@ -8,145 +8,40 @@ the transcripts the nodes recorded.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from auditor.replay import task_history
 from auditor.verifier import verify_task
 from ledger.clients import Clients
-from ledger.clients.algorithms import AlgorithmKind
-from ledger.clients.datasets import DatasetVersion
 from ledger.clients.tasks import Reason, TaskState
-from ledger.ids import hex32, name_id
-from node.algorithms import stats
-from node.algorithms.package import package_of
-from node.channel import Channel, InMemoryNetwork
-from node.dataset_store import DatasetStore
-from node.datasets import import_csv
-from node.evidence.store import EvidenceStore
-from node.runner import TaskRunner
+from node.algorithms import output_policy, stats
 from node.service import NodeService
-from node.state import TaskStateStore
 from tests.conftest import Consortium
+from tests.node.runner_harness import COLUMNS, Node, standard_network
 
-PROVIDERS = ("bank-b", "regulator")
-COLUMNS = [
-    {"name": "account", "type": "string"},
-    {"name": "balance", "type": "integer"},
-    {"name": "segment", "type": "string"},
-]
 PARAMS: dict[str, Any] = {
     "columns": COLUMNS,
     "value_column": "balance",
     "group_column": "segment",
     "categories": ["retail", "business", "private"],
-    "min_group_size": 1,
 }
-
-
-@dataclass
-class Node:
-    name: str
-    runner: TaskRunner
-    state: TaskStateStore
-    evidence: EvidenceStore
-    clients: Clients
-
-
-class Mesh:
-    """One in-memory network per task, shared by the nodes of one test."""
-
-    def __init__(self) -> None:
-        self.networks: dict[bytes, InMemoryNetwork] = {}
-
-    def opener(self, me: str) -> Callable[[bytes, list[str]], Channel]:
-        def open_channel(task_id: bytes, peers: list[str]) -> Channel:
-            network = self.networks.setdefault(task_id, InMemoryNetwork(sorted([me, *peers])))
-            return network.channel(me)
-
-        return open_channel
-
-
-def write_rows(path: Path, seed: int, rows: int) -> list[dict[str, Any]]:
-    rng = random.Random(seed)
-    data = [
-        {
-            "account": f"ACC{seed}-{i}",
-            "balance": rng.randrange(-500, 5000),
-            "segment": rng.choice(["retail", "business", "private", "other"]),
-        }
-        for i in range(rows)
-    ]
-    path.write_text(
-        "account,balance,segment\n"
-        + "".join(f"{r['account']},{r['balance']},{r['segment']}\n" for r in data)
-    )
-    return data
 
 
 @pytest.fixture
 def network(consortium: Consortium, tmp_path: Path) -> dict[str, Any]:
-    digest = package_of(stats).digest
-    orgs = consortium.orgs
-    orgs["bank-a"].clients.algorithms.propose(digest, stats.NAME, stats.VERSION, AlgorithmKind.MPC)
-    orgs["bank-b"].clients.algorithms.approve(digest)
-    mesh = Mesh()
-    nodes: dict[str, Node] = {}
-    rows: list[dict[str, Any]] = []
-    providers = []
-    for seed, name in enumerate(("bank-a", *PROVIDERS)):
-        org = orgs[name]
-        base = tmp_path / name
-        datasets = DatasetStore(base / "datasets")
-        if name in PROVIDERS:
-            rows += write_rows(base / "rows.csv", seed, 40)
-            data = import_csv(base / "rows.csv")
-            dataset_id = name_id("dataset", f"{name}/accounts")
-            datasets.save(dataset_id, 1, data, 2)
-            org.node_clients.datasets.register(
-                dataset_id,
-                DatasetVersion(data.merkle_root, len(data.rows), data.schema_digest, 2),
-            )
-            now = int(consortium.chain.w3.eth.get_block("latest")["timestamp"])
-            grant = org.clients.authorizations.grant(
-                dataset_id, orgs["bank-a"].org_id, name_id("purpose", "stats"), now + 86_400, 5
-            )
-            providers.append(
-                {
-                    "node": org.node.address,
-                    "datasetId": hex32(dataset_id),
-                    "datasetVersion": 1,
-                    "grantId": hex32(grant),
-                }
-            )
-        state = TaskStateStore(f"sqlite:///{base / 'state.db'}")
-        evidence = EvidenceStore(f"sqlite:///{base / 'evidence.db'}")
-        runner = TaskRunner(
-            address=org.node.address,
-            clients=org.node_clients,
-            datasets=datasets,
-            state=state,
-            evidence=evidence,
-            algorithms={digest: stats},
-            open_channel=mesh.opener(org.node.address),
-            first_block=consortium.deployment.first_block,
-            protocol_timeout=20.0,
-        )
-        nodes[name] = Node(name, runner, state, evidence, org.node_clients)
-    service = NodeService(
-        orgs["bank-a"].node_clients,
-        orgs["bank-a"].org_id,
-        DatasetStore(tmp_path / "bank-a" / "datasets"),
-        consortium.deployment.first_block,
-        nodes["bank-a"].state,
-        {stats.NAME: stats},
-    )
-    return {"nodes": nodes, "service": service, "rows": rows, "providers": providers}
+    net = standard_network(consortium, tmp_path, rows_each=80)
+    return {
+        "net": net,
+        "nodes": net.nodes,
+        "service": net.creator,
+        "rows": net.rows,
+        "providers": net.providers,
+    }
 
 
 def drive(nodes: dict[str, Node], task_id: bytes, clients: Clients, rounds: int = 60) -> TaskState:
@@ -177,7 +72,9 @@ def test_stats_task_completes_and_verifies(network: dict[str, Any], consortium: 
 
     assert drive(nodes, task_id, service.clients) == TaskState.COMPLETED
     result = service.task_result(created["taskId"])["result"]
-    expected = stats.plaintext_stats(stats.StatsParams.from_json(PARAMS), network["rows"])
+    expected = stats.plaintext_stats(
+        stats.StatsParams.from_json(PARAMS), network["rows"], output_policy.effective([2])
+    )
     assert {k: v for k, v in result.items() if k != "contributors"} == {
         k: v for k, v in expected.to_json().items() if k != "contributors"
     }
@@ -207,8 +104,11 @@ def test_a_node_with_other_data_refuses_on_chain(
     nodes: dict[str, Node] = network["nodes"]
     # bank-b loses its local copy: it must refuse with DATASET_MISMATCH, on chain.
     dataset_dir = nodes["bank-b"].runner.datasets.root
-    for path in sorted(dataset_dir.rglob("rows.jsonl")):
-        path.write_text(path.read_text().replace("ACC", "XYZ", 1))
+    for path in sorted(dataset_dir.rglob("rows.parquet")):
+        table = pq.read_table(path)
+        accounts = table.column("account").to_pylist()
+        accounts[0] = "XYZ" + accounts[0]
+        pq.write_table(table.set_column(0, "account", pa.array(accounts)), path)
     service: NodeService = network["service"]
     created = service.create_task("req-2", stats.NAME, PARAMS, network["providers"], 3600)
     task_id = bytes.fromhex(created["taskId"][2:])

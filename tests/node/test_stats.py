@@ -3,7 +3,9 @@
 Checked: results equal the plaintext reference (and an independent naive oracle);
 dropouts before and after the masked input; too many dropouts; an aggregator that lies
 about the survivor set; what the aggregator sees is independent of the individual
-inputs (concretely, via a simulator); strict parameter and message validation.
+inputs (concretely, via a simulator); strict parameter and message validation. The
+secure sum itself (thresholds, the signed consistency round, the collusion attack, wire
+formats) is tested in ``test_secagg.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import hashlib
 import random
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 from Crypto.Protocol import SecretSharing
+from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +30,9 @@ from ledger.clients.algorithms import AlgorithmKind
 from ledger.transcript import Transcript
 from node.algorithms import stats
 from node.algorithms.package import package_of
-from node.channel import Channel, InMemoryNetwork, RecordingChannel
-from node.crypto import masking
+from node.channel import Channel, InMemoryNetwork, PeerTimeout, RecordingChannel
+from node.crypto import masking, secagg
+from tests.node.faulty_channel import Crashed, FaultyChannel
 
 Row = dict[str, int | str]
 AGG = "aggregator"
@@ -54,6 +57,19 @@ def make_params(**overrides: Any) -> stats.StatsParams:
     return stats.StatsParams.from_json({k: v for k, v in data.items() if v is not None})
 
 
+def account_of(name: str) -> Any:
+    """A fixed node key per party name (tests name parties freely; a key ring maps them)."""
+    return Account.from_key(hashlib.sha256(b"test-node-key:" + name.encode()).digest())
+
+
+def identity(name: str) -> secagg.Identity:
+    return secagg.Identity(account_of(name))
+
+
+def key_ring(names: Sequence[str]) -> secagg.KeyRingVerifier:
+    return secagg.KeyRingVerifier({n: account_of(n).address for n in names})
+
+
 def random_rows(rng: random.Random, count: int) -> list[Row]:
     return [
         {
@@ -66,43 +82,6 @@ def random_rows(rng: random.Random, count: int) -> list[Row]:
 
 
 # ------------------------------------------------------------------------------ harness
-
-
-class Crashed(Exception):
-    """A simulated provider crash."""
-
-
-@dataclass
-class FaultyChannel:
-    """Wraps a channel: crash before sending/receiving a step, delay or tamper a send."""
-
-    inner: Channel
-    crash_on_send: str | None = None
-    crash_on_receive: str | None = None
-    delay_send: tuple[str, float] | None = None
-    tamper: Callable[[str, str, bytes], bytes] | None = None  # (peer, step, payload)
-
-    @property
-    def me(self) -> str:
-        return self.inner.me
-
-    @property
-    def peers(self) -> Sequence[str]:
-        return self.inner.peers
-
-    def send(self, peer: str, step: str, payload: bytes) -> None:
-        if step == self.crash_on_send:
-            raise Crashed(f"{self.me} crashed before sending {step}")
-        if self.delay_send is not None and step == self.delay_send[0]:
-            time.sleep(self.delay_send[1])
-        if self.tamper is not None:
-            payload = self.tamper(peer, step, payload)
-        self.inner.send(peer, step, payload)
-
-    def receive(self, peer: str, step: str, timeout: float = 30.0) -> bytes:
-        if step == self.crash_on_receive:
-            raise Crashed(f"{self.me} crashed before receiving {step}")
-        return self.inner.receive(peer, step, timeout)
 
 
 @dataclass
@@ -136,6 +115,7 @@ def run_protocol(
     names = list(rows)
     net = InMemoryNetwork([*names, AGG])
     errors: dict[str, BaseException | None] = {}
+    verifier = key_ring(names)
 
     def provider(name: str) -> None:
         channel: Channel = net.channel(name)
@@ -146,7 +126,17 @@ def run_protocol(
             extra["random_bytes"] = randomness[name]
         mine = (provider_params or {}).get(name, params)
         try:
-            stats.run_provider(channel, mine, rows[name], AGG, names, timeout, **extra)
+            stats.run_provider(
+                channel,
+                mine,
+                rows[name],
+                AGG,
+                names,
+                timeout,
+                identity=identity(name),
+                verifier=verifier,
+                **extra,
+            )
             errors[name] = None
         except BaseException as exc:
             errors[name] = exc
@@ -156,7 +146,7 @@ def run_protocol(
         t.start()
     result: stats.StatsResult | BaseException
     try:
-        result = stats.run_aggregator(net.channel(AGG), params, names, timeout)
+        result = stats.run_aggregator(net.channel(AGG), params, names, timeout, verifier=verifier)
     except Exception as exc:
         result = exc
     for t in threads:
@@ -177,7 +167,7 @@ def secret_kinds(payload: bytes) -> list[tuple[int, int]]:
 
 def assert_never_both_secrets(run: Run) -> dict[int, set[int]]:
     revealed: dict[int, set[int]] = {}
-    for payload in run.to_aggregator(stats.STEP_UNMASK).values():
+    for payload in run.to_aggregator(secagg.STEP_UNMASK).values():
         for party, kind in secret_kinds(payload):
             revealed.setdefault(party, set()).add(kind)
     assert all(len(kinds) == 1 for kinds in revealed.values()), revealed
@@ -227,12 +217,17 @@ def naive(params: stats.StatsParams, rows: Sequence[Row]) -> stats.StatsResult:
 
 
 def test_module_contract_and_digest_cover_helpers() -> None:
-    assert (stats.NAME, stats.VERSION, stats.KIND) == ("secure-stats", "1.0.0", AlgorithmKind.MPC)
+    assert (stats.NAME, stats.VERSION, stats.KIND) == ("secure-stats", "2.0.0", AlgorithmKind.MPC)
     package = package_of(stats)
     assert set(package.source_digests) == {
         "node/algorithms/stats.py",
         "node/crypto/masking.py",
         "node/crypto/shamir.py",
+        "node/crypto/secagg.py",
+        "node/crypto/dp_noise.py",
+        "node/algorithms/output_policy.py",
+        "node/algorithms/disclosure.py",
+        "node/algorithms/columnar.py",
     }
     assert len(package.digest) == 32
     canonical_json(stats.PARAMETER_SCHEMA)  # part of the digest: must canonicalise
@@ -267,7 +262,12 @@ def test_params_round_trip() -> None:
         ({"filter": {"column": "age", "op": "=="}}, "filter"),
         ({"min_group_size": 0}, "min_group_size"),
         ({"min_group_size": 2.5}, "min_group_size"),
-        ({"min_group_size": None}, "min_group_size"),
+        ({"min_group_size": True}, "min_group_size"),
+        ({"value_bound": 0}, "value_bound"),
+        ({"value_column": None, "value_bound": 5}, "value_bound"),
+        ({"epsilon": 0}, "epsilon"),
+        ({"epsilon": float("inf")}, "epsilon"),
+        ({"epsilon": True}, "epsilon"),
         ({"threshold": 1}, "threshold"),
         ({"threshold": True}, "threshold"),
         ({"categories": []}, "categories"),
@@ -289,34 +289,51 @@ def test_bad_params_name_the_field(overrides: dict[str, Any], field_name: str) -
 
 
 def test_threshold_defaults_and_limits() -> None:
+    """Delegated to secagg (2t > n + c, c = max(1, floor((n-1)/3))), errors as InvalidParams."""
     params = make_params()
     assert {n: params.threshold_for(n) for n in (2, 3, 4, 5, 6, 7)} == {
         2: 2,
-        3: 2,
+        3: 3,
         4: 3,
-        5: 3,
+        5: 4,
         6: 4,
-        7: 4,
+        7: 5,
     }
+    assert make_params(threshold=5).threshold_for(5) == 5  # raising t is allowed
     with pytest.raises(stats.InvalidParams, match="threshold: 4 exceeds the number of providers"):
         make_params(threshold=4).threshold_for(3)
-    with pytest.raises(stats.InvalidParams, match="threshold: 2 is not a majority"):
-        make_params(threshold=2).threshold_for(5)
+    with pytest.raises(
+        stats.InvalidParams, match="threshold: 3 is below the safe minimum 4 for 5 providers"
+    ) as info:
+        make_params(threshold=3).threshold_for(5)
+    assert info.value.field == "threshold"
     with pytest.raises(stats.InvalidParams, match="providers"):
         params.threshold_for(1)
 
 
 def test_threshold_above_n_is_refused_before_any_message() -> None:
     net = InMemoryNetwork(["p1", "p2", "p3", AGG])
+    names = ["p1", "p2", "p3"]
+    ring, me = key_ring(names), identity("p1")
     with pytest.raises(stats.InvalidParams) as info:
-        stats.run_aggregator(net.channel(AGG), make_params(threshold=4), ["p1", "p2", "p3"])
+        stats.run_aggregator(net.channel(AGG), make_params(threshold=4), names, verifier=ring)
     assert info.value.field == "threshold"
     with pytest.raises(stats.InvalidParams) as info:
-        stats.run_provider(net.channel("p1"), make_params(), [], AGG, ["p1", "p1", "p2"])
+        stats.run_aggregator(net.channel(AGG), make_params(threshold=2), names, verifier=ring)
+    assert info.value.field == "threshold"  # below the safe minimum (3 for 3 providers)
+    with pytest.raises(stats.InvalidParams) as info:
+        stats.run_provider(
+            net.channel("p1"), make_params(), [], AGG, ["p1", "p1", "p2"], identity=me
+        )
     assert info.value.field == "providers"
     with pytest.raises(stats.InvalidParams) as info:
-        stats.run_provider(net.channel("p1"), make_params(), [], "p2", ["p1", "p2", "p3"])
+        stats.run_provider(net.channel("p1"), make_params(), [], "p2", names, identity=me)
     assert info.value.field == "aggregator"
+    # A key that would not verify as this party is refused before anything is sent.
+    with pytest.raises(stats.InvalidParams, match=r"^identity: ") as info:
+        stats.run_provider(
+            net.channel("p1"), make_params(), [], AGG, names, identity=identity("p2"), verifier=ring
+        )
     assert net.sent == []
 
 
@@ -327,7 +344,9 @@ def test_bad_rows_fail_locally_naming_row_and_column() -> None:
         {"amount": "2", "region": "x", "age": 1},
     ]
     with pytest.raises(ValueError, match="row 1: column 'amount' must be int, got str"):
-        stats.run_provider(net.channel("p1"), make_params(), rows, AGG, ["p1", "p2"])
+        stats.run_provider(
+            net.channel("p1"), make_params(), rows, AGG, ["p1", "p2"], identity=identity("p1")
+        )
     with pytest.raises(ValueError, match="row 0: missing column 'age'"):
         stats.plaintext_stats(
             make_params(filter={"column": "age", "op": ">", "value": 3}),
@@ -340,9 +359,12 @@ def test_bad_rows_fail_locally_naming_row_and_column() -> None:
 
 
 def test_totals_that_could_overflow_the_ring_are_refused() -> None:
-    huge: list[Row] = [{"amount": 2**64, "region": "north", "age": 1}]
-    with pytest.raises(ValueError, match=r"local sum of squares of amount \(129 bits\)"):
+    huge: list[Row] = [{"amount": 2**63 - 1, "region": "north", "age": 1}] * 3
+    with pytest.raises(ValueError, match=r"local sum of squares of amount \(128 bits\)"):
         stats.plaintext_stats(make_params(), huge)
+    beyond: list[Row] = [{"amount": 2**64, "region": "north", "age": 1}]
+    with pytest.raises(ValueError, match=r"row 0: column 'amount' .* 64-bit"):
+        stats.plaintext_stats(make_params(), beyond)
     stats.check_fits([1, 2**62, 2**124], 7)
     with pytest.raises(ValueError, match=r"local element 1 .* shared by 2 providers"):
         stats.check_fits([1, -(2**126), 0], 2)
@@ -472,17 +494,20 @@ def test_runs_over_recording_channels_with_agreeing_transcripts() -> None:
     task = bytes(range(32))
     chans = {n: RecordingChannel(net.channel(n), task, transcripts[n]) for n in transcripts}
     rows = {n: _rows_with([i]) for i, n in enumerate(names)}
+    ring = key_ring(names)
     threads = [
         threading.Thread(
             target=stats.run_provider,
             args=(chans[n], make_params(), rows[n], AGG, names, 5.0),
-            kwargs={"task_id": task},
+            kwargs={"task_id": task, "identity": identity(n), "verifier": ring},
         )
         for n in names
     ]
     for t in threads:
         t.start()
-    result = stats.run_aggregator(chans[AGG], make_params(), names, 5.0, task_id=task)
+    result = stats.run_aggregator(
+        chans[AGG], make_params(), names, 5.0, task_id=task, verifier=ring
+    )
     for t in threads:
         t.join()
     assert result.count == 3
@@ -502,7 +527,7 @@ def dropout_rows(n: int) -> dict[str, list[Row]]:
 def test_dropout_before_masked_input_is_recovered_from_pairwise_key_shares() -> None:
     rows = dropout_rows(4)  # threshold 3
     run = run_protocol(
-        make_params(), rows, timeout=1.0, faults={"p2": {"crash_on_send": stats.STEP_MASKED}}
+        make_params(), rows, timeout=1.0, faults={"p2": {"crash_on_send": secagg.STEP_MASKED}}
     )
     result = run.ok()
     survivors = ["p1", "p3", "p4"]
@@ -511,95 +536,114 @@ def test_dropout_before_masked_input_is_recovered_from_pairwise_key_shares() -> 
     assert isinstance(run.errors["p2"], Crashed)
     assert all(run.errors[p] is None for p in survivors)
     revealed = assert_never_both_secrets(run)
-    assert revealed[1] == {stats.SecretKind.PAIRWISE_KEY}  # p2 is index 1
-    assert revealed[0] == revealed[2] == revealed[3] == {stats.SecretKind.SELF_SEED}
+    assert revealed[1] == {secagg.SecretKind.PAIRWISE_KEY}  # p2 is index 1
+    assert revealed[0] == revealed[2] == revealed[3] == {secagg.SecretKind.SELF_SEED}
 
 
 def test_dropout_after_masked_input_is_recovered_from_self_seed_shares() -> None:
-    rows = dropout_rows(3)  # threshold 2
+    rows = dropout_rows(4)  # threshold 3
     run = run_protocol(
-        make_params(), rows, timeout=1.0, faults={"p3": {"crash_on_receive": stats.STEP_SURVIVORS}}
+        make_params(),
+        rows,
+        timeout=1.0,
+        faults={"p4": {"crash_on_receive": secagg.STEP_SURVIVORS}},
     )
     result = run.ok()
     assert result == stats.plaintext_stats(make_params(), union(rows))  # all rows count
-    assert result.contributors == ("p1", "p2", "p3")
-    assert set(run.to_aggregator(stats.STEP_UNMASK)) == {"p1", "p2"}
+    assert result.contributors == ("p1", "p2", "p3", "p4")
+    assert set(run.to_aggregator(secagg.STEP_UNMASK)) == {"p1", "p2", "p3"}
     revealed = assert_never_both_secrets(run)
-    assert all(kinds == {stats.SecretKind.SELF_SEED} for kinds in revealed.values())
+    assert all(kinds == {secagg.SecretKind.SELF_SEED} for kinds in revealed.values())
 
 
 def test_dropouts_of_both_kinds_at_once() -> None:
-    rows = dropout_rows(5)  # threshold 3
+    rows = dropout_rows(6)  # threshold 4: two dropouts tolerated
     run = run_protocol(
         make_params(),
         rows,
         timeout=1.0,
         faults={
-            "p1": {"crash_on_send": stats.STEP_MASKED},
-            "p4": {"crash_on_receive": stats.STEP_SURVIVORS},
+            "p1": {"crash_on_send": secagg.STEP_MASKED},
+            "p4": {"crash_on_receive": secagg.STEP_SURVIVORS},
         },
     )
     result = run.ok()
-    assert result == stats.plaintext_stats(make_params(), union(rows, ["p2", "p3", "p4", "p5"]))
+    assert result == stats.plaintext_stats(
+        make_params(), union(rows, ["p2", "p3", "p4", "p5", "p6"])
+    )
     revealed = assert_never_both_secrets(run)
-    assert revealed[0] == {stats.SecretKind.PAIRWISE_KEY}
-    assert revealed[3] == {stats.SecretKind.SELF_SEED}
+    assert revealed[0] == {secagg.SecretKind.PAIRWISE_KEY}
+    assert revealed[3] == {secagg.SecretKind.SELF_SEED}
 
 
 def test_late_provider_is_excluded_and_stays_hidden() -> None:
     """A masked input that arrives after the deadline is never used, and the provider is
     told; its pairwise key is reconstructed but its self mask still hides it."""
-    rows = dropout_rows(3)
+    rows = dropout_rows(4)
     run = run_protocol(
         make_params(),
         rows,
         timeout=1.0,
-        faults={"p3": {"delay_send": (stats.STEP_MASKED, 1.4)}},
+        faults={"p4": {"delay_send": (secagg.STEP_MASKED, 1.4)}},
     )
     result = run.ok()
-    assert result == stats.plaintext_stats(make_params(), union(rows, ["p1", "p2"]))
-    assert isinstance(run.errors["p3"], stats.Excluded)
+    assert result == stats.plaintext_stats(make_params(), union(rows, ["p1", "p2", "p3"]))
+    assert isinstance(run.errors["p4"], secagg.Excluded)
     revealed = assert_never_both_secrets(run)
-    assert revealed[2] == {stats.SecretKind.PAIRWISE_KEY}
+    assert revealed[3] == {secagg.SecretKind.PAIRWISE_KEY}
 
 
 def test_too_many_dropouts_before_masked_input() -> None:
-    rows = dropout_rows(3)  # threshold 2
-    crash = {"crash_on_send": stats.STEP_MASKED}
-    run = run_protocol(make_params(), rows, timeout=1.0, faults={"p2": crash, "p3": crash})
-    assert isinstance(run.result, stats.BelowThreshold)
+    rows = dropout_rows(4)  # threshold 3
+    crash = {"crash_on_send": secagg.STEP_MASKED}
+    run = run_protocol(make_params(), rows, timeout=1.0, faults={"p3": crash, "p4": crash})
+    assert isinstance(run.result, secagg.BelowThreshold)
     assert str(run.result) == (
-        "step 'masked-input': 1 provider(s) took part, the threshold needs 2 (missing: p2, p3)"
+        "step 'masked-input': 2 provider(s) took part, the threshold needs 3 (missing: p3, p4)"
     )
-    assert (run.result.arrived, run.result.needed, run.result.reason) == (1, 2, "PEER_TIMEOUT")
-    assert isinstance(run.errors["p1"], stats.BelowThreshold)  # told, not left waiting
-    assert run.to_aggregator(stats.STEP_UNMASK) == {}
+    assert (run.result.arrived, run.result.needed, run.result.reason) == (2, 3, "PEER_TIMEOUT")
+    assert isinstance(run.errors["p1"], secagg.BelowThreshold)  # told, not left waiting
+    assert run.to_aggregator(secagg.STEP_UNMASK) == {}
 
 
 def test_too_many_dropouts_after_masked_input() -> None:
-    rows = dropout_rows(3)
-    crash = {"crash_on_receive": stats.STEP_SURVIVORS}
-    run = run_protocol(make_params(), rows, timeout=1.0, faults={"p2": crash, "p3": crash})
-    assert isinstance(run.result, stats.BelowThreshold)
-    assert "step 'unmask': 0 provider(s) took part, the threshold needs 2" in str(run.result)
-    # p1 could not get the survivor set confirmed by a threshold, so it revealed nothing.
-    assert isinstance(run.errors["p1"], stats.BelowThreshold)
-    assert run.errors["p1"].step == stats.STEP_ECHO
-    assert run.to_aggregator(stats.STEP_UNMASK) == {}
+    rows = dropout_rows(4)
+    crash = {"crash_on_receive": secagg.STEP_SURVIVORS}
+    run = run_protocol(make_params(), rows, timeout=1.0, faults={"p3": crash, "p4": crash})
+    assert isinstance(run.result, secagg.BelowThreshold)
+    assert str(run.result) == (
+        "step 'survivor-signature': 2 provider(s) took part, the threshold needs 3 "
+        "(missing: p3, p4)"
+    )
+    # p1 and p2 signed but never got t signatures back, so they revealed nothing.
+    for name in ("p1", "p2"):
+        error = run.errors[name]
+        assert isinstance(error, PeerTimeout) and error.step == secagg.STEP_CERTIFICATE
+    assert run.to_aggregator(secagg.STEP_UNMASK) == {}
 
 
 def test_equivocating_aggregator_is_refused() -> None:
     """The aggregator tells p3 that p4 dropped (to get p4's pairwise-key shares) and tells
-    the others that p4 survived (to get p4's self-mask shares). The survivors' cross-check
-    catches it: nobody reveals p4's pairwise key."""
+    the others that p4 survived (to get p4's self-mask shares). p3 never sees t signatures
+    on its set, so it refuses, naming the aggregator: nobody reveals p4's pairwise key."""
     names = ["p1", "p2", "p3", "p4"]  # threshold 3
     params = make_params()
     net = InMemoryNetwork([*names, AGG])
     errors: dict[str, BaseException | None] = {}
+    ring = key_ring(names)
 
     def provider(name: str) -> None:
         try:
-            stats.run_provider(net.channel(name), params, _rows_with([1]), AGG, names, 1.0)
+            stats.run_provider(
+                net.channel(name),
+                params,
+                _rows_with([1]),
+                AGG,
+                names,
+                1.0,
+                identity=identity(name),
+                verifier=ring,
+            )
             errors[name] = None
         except Exception as exc:
             errors[name] = exc
@@ -608,47 +652,71 @@ def test_equivocating_aggregator_is_refused() -> None:
     for t in threads:
         t.start()
     agg = net.channel(AGG)
-    for step in (stats.STEP_COMMIT, stats.STEP_MASKED):
+    for step in (secagg.STEP_COMMIT, secagg.STEP_MASKED):
         for name in names:
             agg.receive(name, step, 5.0)
-    for name in ("p1", "p2", "p4"):
-        agg.send(name, stats.STEP_SURVIVORS, stats.encode_survivors((0, 1, 2, 3)))
-    agg.send("p3", stats.STEP_SURVIVORS, stats.encode_survivors((0, 1, 2)))
+    told = {"p1": (0, 1, 2, 3), "p2": (0, 1, 2, 3), "p3": (0, 1, 2), "p4": (0, 1, 2, 3)}
+    for name, survivors in told.items():
+        agg.send(name, secagg.STEP_SURVIVORS, secagg.encode_survivors(survivors))
+    signatures = {
+        n: secagg.decode_signature(n, agg.receive(n, secagg.STEP_SIGNATURE, 5.0)) for n in names
+    }
+    # p1, p2, p4 signed (0,1,2,3): a valid certificate for them. p3 alone signed (0,1,2):
+    # the aggregator pads p3's certificate with the others' signatures to reach t.
+    honest = secagg.encode_certificate(
+        [(k, signatures[n]) for k, n in enumerate(names) if n != "p3"]
+    )
+    padded = secagg.encode_certificate([(k, signatures[n]) for k, n in enumerate(names)])
+    for name in names:
+        agg.send(name, secagg.STEP_CERTIFICATE, padded if name == "p3" else honest)
     for t in threads:
         t.join(timeout=10)
+    assert errors["p1"] is None and errors["p2"] is None and errors["p4"] is None, errors
     p3_error = errors["p3"]
-    assert isinstance(p3_error, stats.ProtocolError) and "refusing" in str(p3_error)
-    assert p3_error.peer == AGG
+    assert isinstance(p3_error, secagg.ProtocolError) and "refusing" in str(p3_error)
+    assert p3_error.peer == AGG and p3_error.step == secagg.STEP_CERTIFICATE
+    assert "signature by p1 is not valid on survivor set [0, 1, 2]" in str(p3_error)
+    answers = {src for src, dst, step, _ in net.sent if dst == AGG and step == secagg.STEP_UNMASK}
+    assert answers == {"p1", "p2", "p4"}
     kinds = {
         kind
         for src, dst, step, payload in net.sent
-        if dst == AGG and step == stats.STEP_UNMASK
+        if dst == AGG and step == secagg.STEP_UNMASK
         for party, kind in secret_kinds(payload)
         if party == 3
     }
-    assert stats.SecretKind.PAIRWISE_KEY not in kinds
+    assert kinds == {secagg.SecretKind.SELF_SEED}  # p4's pairwise key never revealed
 
 
-def corrupt_last_share(peer: str, step: str, payload: bytes) -> bytes:
-    """Flip a bit of the last party's share in an unmask answer (format stays valid)."""
-    if step != stats.STEP_UNMASK:
-        return payload
-    return payload[:-1] + bytes((payload[-1] ^ 1,))
+def corrupt_last_share(flip: int = 1) -> Callable[[str, str, bytes], bytes]:
+    """Flip bits of the last party's share in an unmask answer (format stays valid).
+
+    Two providers must flip *different* bits: Shamir over GF(2^128) is linear, and for
+    share indices 1, 2, 3 the Lagrange weights of 1 and 2 at zero are both 1, so the
+    same error on both cancels in characteristic 2 and the secret still comes out.
+    """
+
+    def tamper(peer: str, step: str, payload: bytes) -> bytes:
+        if step != secagg.STEP_UNMASK:
+            return payload
+        return payload[:-1] + bytes((payload[-1] ^ flip,))
+
+    return tamper
 
 
 def test_a_bad_share_is_outvoted_by_the_other_survivors() -> None:
-    rows = dropout_rows(3)  # threshold 2; any two of three answers reconstruct
-    run = run_protocol(make_params(), rows, faults={"p1": {"tamper": corrupt_last_share}})
+    rows = dropout_rows(4)  # threshold 3; any three of four answers reconstruct
+    run = run_protocol(make_params(), rows, faults={"p1": {"tamper": corrupt_last_share()}})
     assert run.ok() == stats.plaintext_stats(make_params(), union(rows))
 
 
 def test_too_many_bad_shares_is_a_named_error() -> None:
-    rows = dropout_rows(3)
-    bad = {"tamper": corrupt_last_share}
-    run = run_protocol(make_params(), rows, timeout=1.0, faults={"p1": bad, "p2": bad})
-    assert isinstance(run.result, stats.InconsistentShares)
+    rows = dropout_rows(4)
+    faults = {"p1": {"tamper": corrupt_last_share(1)}, "p2": {"tamper": corrupt_last_share(2)}}
+    run = run_protocol(make_params(), rows, timeout=1.0, faults=faults)
+    assert isinstance(run.result, secagg.InconsistentShares)
     assert str(run.result) == (
-        "step 'unmask': no 2 of the 3 shares of p3's secret reconstruct what p3 committed to"
+        "step 'unmask': no 3 of the 4 shares of p4's secret reconstruct what p4 committed to"
     )
 
 
@@ -656,15 +724,15 @@ def test_a_provider_sending_different_keys_to_different_peers_is_caught() -> Non
     other_key = masking.public_key(bytes(range(1, 33)))
 
     def swap_key_for_p3(peer: str, step: str, payload: bytes) -> bytes:
-        if step == stats.STEP_KEYS and peer == "p3":
+        if step == secagg.STEP_KEYS and peer == "p3":
             return payload[:34] + other_key
         return payload
 
     rows = dropout_rows(3)
     run = run_protocol(make_params(), rows, timeout=1.0, faults={"p1": {"tamper": swap_key_for_p3}})
-    assert isinstance(run.result, stats.ProtocolError)
+    assert isinstance(run.result, secagg.ProtocolError)
     assert "saw different provider public keys than were committed" in str(run.result)
-    assert run.result.peer == "p3" and run.result.step == stats.STEP_MASKED
+    assert run.result.peer == "p3" and run.result.step == secagg.STEP_MASKED
 
 
 # ------------------------------------------------------------- what the aggregator sees
@@ -735,7 +803,7 @@ def test_aggregator_view_is_independent_of_the_individual_inputs(
     view_a, view_b = run_a.aggregator_view(), run_b.aggregator_view()
     assert [(s, st_) for s, st_, _ in view_a] == [(s, st_) for s, st_, _ in view_b]
     for (src, step, pa), (_, _, pb) in zip(view_a, view_b, strict=True):
-        if step != stats.STEP_MASKED:
+        if step != secagg.STEP_MASKED:
             assert pa == pb, (src, step)
         else:
             assert (pa == pb) == (inputs_a[src] == inputs_b[src]), src
@@ -743,11 +811,11 @@ def test_aggregator_view_is_independent_of_the_individual_inputs(
     names = sorted(inputs_a)
     params = make_params()
     length = params.vector_length
-    masked_a = {n: run_a.to_aggregator(stats.STEP_MASKED)[n] for n in names}
-    masked_b = {n: run_b.to_aggregator(stats.STEP_MASKED)[n] for n in names}
+    masked_a = {n: run_a.to_aggregator(secagg.STEP_MASKED)[n] for n in names}
+    masked_b = {n: run_b.to_aggregator(secagg.STEP_MASKED)[n] for n in names}
 
     def vectors(masked: Mapping[str, bytes]) -> dict[str, list[int]]:
-        return {n: stats.decode_masked(n, p, length)[1] for n, p in masked.items()}
+        return {n: secagg.decode_masked(n, p, length)[1] for n, p in masked.items()}
 
     def ring_sum(vs: Mapping[str, list[int]]) -> list[int]:
         total = [0] * length
@@ -760,7 +828,7 @@ def test_aggregator_view_is_independent_of_the_individual_inputs(
     assert ring_sum(vectors(masked_a)) == ring_sum(vectors(masked_b))
 
     # The simulator, from the seeds the fixed randomness handed out (c_i, then b_i).
-    context = run_a.to_aggregator(stats.STEP_COMMIT)[names[0]][2:34]
+    context = run_a.to_aggregator(secagg.STEP_COMMIT)[names[0]][2:34]
     seeds = {}
     for n in names:
         source = stream(b"masks:" + n.encode())
@@ -789,8 +857,8 @@ def test_aggregator_view_is_independent_of_the_individual_inputs(
         for (a, b), r in pairs.items():
             if i in (a, b):
                 y = masking.add(y, r, 1 if i == a else -1)
-        keyset = stats.keyset_digest(context, [publics[n] for n in names])
-        return stats.encode_masked(keyset, y)
+        keyset = secagg.keyset_digest(context, [publics[n] for n in names])
+        return secagg.encode_masked(keyset, y)
 
     # The model reproduces both real runs byte for byte.
     for i, n in enumerate(names):
@@ -813,67 +881,24 @@ def test_fresh_randomness_gives_unrelated_masked_inputs() -> None:
     first, second = run_protocol(make_params(), rows), run_protocol(make_params(), rows)
     assert first.ok() == second.ok()
     for name in rows:
-        a = first.to_aggregator(stats.STEP_MASKED)[name]
-        b = second.to_aggregator(stats.STEP_MASKED)[name]
-        assert a[36:] != b[36:]  # the masked vector itself
+        a = first.to_aggregator(secagg.STEP_MASKED)[name]
+        b = second.to_aggregator(secagg.STEP_MASKED)[name]
+        assert a[38:] != b[38:]  # the masked vector itself
 
 
 # ------------------------------------------------------------------ malformed messages
 
 
-def test_decoders_refuse_malformed_messages() -> None:
-    context, key = bytes(32), bytes(range(32))
-    good = stats.encode_keys(context, key)
-    assert stats.decode_keys("p", good) == (context, key)
-    cases: list[tuple[Callable[[], object], str]] = [
-        (lambda: stats.decode_keys("p", good[:-1]), "body of 63 bytes, expected 64"),
-        (lambda: stats.decode_keys("p", good + b"x"), "body of 65 bytes"),
-        (lambda: stats.decode_keys("p", b"\x01"), "truncated"),
-        (lambda: stats.decode_keys("p", b"\x02" + good[1:]), "wire version 2"),
-        (
-            lambda: stats.decode_keys("p", stats.encode_commit(context, key, context)),
-            "message type 1",
-        ),
-        (lambda: stats.decode_commit("p", b""), "truncated"),
-        (lambda: stats.decode_shares("p", stats.encode_shares(1, key, key)[:-2]), "body of 63"),
-        (
-            lambda: stats.decode_masked("p", stats.encode_masked(context, [1, 2]), 3),
-            "body of 66 bytes, expected 82",
-        ),
-        (lambda: stats.decode_survivors("p", b"\x01\x05\x02\x00", 3), "does not match its count"),
-        (lambda: stats.decode_survivors("p", b"\x01\x05\x02\x01\x00", 3), "strictly increasing"),
-        (lambda: stats.decode_survivors("p", b"\x01\x05\x01\x07", 3), "index 7 >= 3"),
-        (
-            lambda: stats.decode_unmask(
-                "p", stats.encode_unmask([(0, stats.SecretKind.PAIRWISE_KEY, key)]), 1, [0]
-            ),
-            "kind 1, expected 0",
-        ),
-        (
-            lambda: stats.decode_unmask(
-                "p", stats.encode_unmask([(1, stats.SecretKind.SELF_SEED, key)]), 1, [0]
-            ),
-            "entry 0 is for party 1",
-        ),
-    ]
-    for call, message in cases:
-        with pytest.raises(stats.ProtocolError, match=message) as info:
-            call()
-        assert info.value.peer == "p" and info.value.reason == "PROTOCOL_ERROR"
-    # Length field and byte length disagree.
-    forged = stats.encode_masked(context, [1, 2])
-    forged = forged[:34] + (3).to_bytes(2, "big") + forged[36:]
-    with pytest.raises(stats.MalformedMessage, match="vector of 3 elements, expected 2"):
-        stats.decode_masked("p", forged, 2)
-
-
 def test_malformed_message_from_a_peer_is_a_named_error() -> None:
     names = ["p1", "p2", "p3"]
     net = InMemoryNetwork([*names, AGG])
-    net.channel("p2").send(AGG, stats.STEP_COMMIT, b"\x01\x01garbage")
-    with pytest.raises(stats.MalformedMessage, match="'commit' from p2: body of 7 bytes") as info:
-        stats.run_aggregator(net.channel(AGG), make_params(), names, timeout=0.5)
-    assert info.value.step == stats.STEP_COMMIT
+    garbage = bytes((secagg.WIRE_VERSION, secagg.MessageType.COMMIT)) + b"garbage"
+    net.channel("p2").send(AGG, secagg.STEP_COMMIT, garbage)
+    with pytest.raises(secagg.MalformedMessage, match="'commit' from p2: body of 7 bytes") as info:
+        stats.run_aggregator(
+            net.channel(AGG), make_params(), names, timeout=0.5, verifier=key_ring(names)
+        )
+    assert info.value.step == secagg.STEP_COMMIT
 
 
 def test_parties_that_disagree_on_parameters_stop_with_a_named_error() -> None:
@@ -884,7 +909,7 @@ def test_parties_that_disagree_on_parameters_stop_with_a_named_error() -> None:
         timeout=1.0,
         provider_params={"p2": make_params(min_group_size=2)},
     )
-    assert isinstance(run.result, stats.ProtocolError)
+    assert isinstance(run.result, secagg.ProtocolError)
     assert "from p2: session context differs" in str(run.result)
-    assert isinstance(run.errors["p1"], stats.ProtocolError)
-    assert run.to_aggregator(stats.STEP_MASKED) == {}
+    assert isinstance(run.errors["p1"], secagg.ProtocolError)
+    assert run.to_aggregator(secagg.STEP_MASKED) == {}

@@ -25,7 +25,9 @@ def test_quick_benchmark_reports_every_field(
     for run in runs:
         assert run["results_equal"] is True
         assert run["total_rows"] == run["parties"] * run["rows_per_party"]
-        for side in ("secure", "plaintext"):
+        assert run["columnar_agrees"] is True
+        assert run["secure_over_columnar_seconds"] > 0
+        for side in ("secure", "plaintext", "columnar"):
             assert set(run[side]) == {"seconds", "rows_per_s"}
         assert "plaintext_over_secure" in run
         per_party = run["wire"]["per_party_bytes"]
