@@ -36,7 +36,7 @@ BASE: dict[str, Any] = {"columns": COLUMNS, "value_column": "balance"}
 @pytest.fixture
 def net(consortium: Consortium, tmp_path: Path) -> Network:
     return standard_network(
-        consortium, tmp_path, rows_each=80, identifier_columns=["account"], protocol_timeout=4.0
+        consortium, tmp_path, rows_each=80, identifier_columns=["account"], protocol_timeout=10.0
     )
 
 
@@ -127,7 +127,7 @@ def test_differential_privacy_noise_and_budget_per_grant(
     consortium: Consortium, tmp_path: Path
 ) -> None:
     net = standard_network(
-        consortium, tmp_path, rows_each=80, classification=3, protocol_timeout=4.0
+        consortium, tmp_path, rows_each=80, classification=3, protocol_timeout=10.0
     )
     # Noise is due at level 3, so the sum needs a clipping bound: refused before the chain.
     head = consortium.chain.head()
