@@ -7,10 +7,12 @@ blocks the task touched, behind the configured confirmation depth.
 
 from __future__ import annotations
 
-from auditor.verifier import TaskHistory
+from auditor.verifier import Check, TaskHistory
+from auditor.verifier import deployment_checks as as_checks
 from ledger.artifacts import CONTRACT_NAMES, abi
 from ledger.chain import Chain
 from ledger.deployment import Deployment
+from ledger.deployment_binding import verify_deployment
 from ledger.events import EventReader, Source
 
 
@@ -30,3 +32,11 @@ def task_history(
     }
     timestamps = {b: int(chain.w3.eth.get_block(b)["timestamp"]) for b in blocks}
     return TaskHistory(task_id, events, timestamps)
+
+
+def deployment_checks(chain: Chain, deployment: Deployment, confirmations: int = 0) -> list[Check]:
+    """`deployment_bytecode`, `deployment_origin` and `deployment_links`: the code, creation
+    and wiring at the manifest's addresses, read at the confirmed head the events are
+    read up to."""
+    head = max(reader_for(chain, deployment, confirmations).safe_head(), 0)
+    return as_checks(verify_deployment(chain, deployment, head))

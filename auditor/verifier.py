@@ -366,6 +366,147 @@ def check_results(h: TaskHistory) -> Check:
     return Check("result_digests_agree", False, "task has not finished", evidence)
 
 
+#: Reason codes below this are detected by the contract itself (TaskRegistry's
+#: MIN_REPORTED_REASON); from it on, a caller reports them.
+MIN_REPORTED_REASON = 100
+
+
+def _org_admin(history: Sequence[Event], org: bytes) -> str | None:
+    """The admin key an organisation was proposed with (OrgProposed), lower-case."""
+    admin = None
+    for e in history:
+        if (
+            e.contract == "Consortium"
+            and e.name == "OrgProposed"
+            and bytes(e.args.get("orgId", ZERO)) == org
+        ):
+            admin = str(e.args.get("admin", "")).lower() or None
+    return admin
+
+
+def _node_org(history: Sequence[Event], node: str) -> bytes | None:
+    org = None
+    for e in history:
+        if (
+            e.contract == "Consortium"
+            and e.name == "NodeRegistered"
+            and str(e.args["node"]).lower() == node.lower()
+        ):
+            org = bytes(e.args["orgId"])
+    return org
+
+
+def _lapse_holds(h: TaskHistory, prior: Sequence[Event], code: int) -> tuple[bool, str]:
+    """Did the lapse a contract-detected code names hold just before the failure?"""
+    created = h.created()
+    assert created is not None
+    if code == Reason.GRANT_REVOKED:
+        grants = {p[3] for p in h.participants() if p[3] != ZERO}
+        revoked = [
+            g
+            for g in grants
+            if any(
+                e.contract == "AuthorizationRegistry"
+                and e.name == "GrantRevoked"
+                and bytes(e.args.get("grantId", b"")) == g
+                for e in prior
+            )
+        ]
+        return bool(revoked), (
+            f"grant {_hex(revoked[0])} was revoked" if revoked else "no participant grant revoked"
+        )
+    if code == Reason.PARTICIPANT_INACTIVE:
+        creator = bytes(created.args["creatorOrg"])
+        if not _org_active(prior, creator):
+            return True, f"creator org {_hex(creator)} was not active"
+        inactive = [p[0] for p in h.participants() if not _node_active(prior, p[0])]
+        return bool(inactive), (
+            f"participant {inactive[0]} was not active" if inactive else "every member active"
+        )
+    if code == Reason.ALGORITHM_DEPRECATED:
+        algorithm = bytes(created.args["algorithmDigest"])
+        approved = False
+        for e in prior:
+            if e.contract == "AlgorithmRegistry" and bytes(e.args.get("digest", ZERO)) == algorithm:
+                if e.name == "AlgorithmApproved":
+                    approved = True
+                elif e.name == "AlgorithmDeprecated":
+                    approved = False
+        return not approved, ("algorithm no longer approved" if not approved else "still approved")
+    return False, f"code {code} is no lapse the contract detects"
+
+
+def check_failure_reporter(h: TaskHistory) -> Check:
+    """Who recorded a TaskFailed was allowed to (DESIGN §7, issue 11).
+
+    A node-reported code (>= MIN_REPORTED_REASON) must come from a participant node that
+    was active (node and organisation) at that block, or from the admin or an active node
+    of the creator organisation while it was active. A contract-detected code (below it)
+    is recorded with the account whose step tripped the lapse as reporter: a participant
+    of the task (it may be the very node that became inactive) or a caller allowed as
+    above; either way the lapse the code names must hold in the replayed history.
+    """
+    name = "failure_reporter_authorised"
+    failed = [e for e in h.task_events if e.name == "TaskFailed"]
+    if not failed:
+        return Check(name, True, "the task did not fail: no reporter to authorise")
+    created = h.created()
+    if created is None:
+        return Check(name, False, "failure of a task that was never created")
+    event = failed[0]
+    reporter = str(event.args["reporter"])
+    code = int(event.args["reasonCode"])
+    prior = h.before(event.position)
+    creator = bytes(created.args["creatorOrg"])
+    participants = {p[0].lower() for p in h.participants()}
+    who = reporter.lower()
+    evidence: dict[str, Any] = {
+        "reporter": reporter,
+        "reasonCode": code,
+        "block": event.block_number,
+        "creatorOrg": _hex(creator),
+    }
+    if who in participants and _node_active(prior, reporter):
+        role = "an active participant node of an active org"
+    elif _org_active(prior, creator) and (
+        who == _org_admin(prior, creator)
+        or (_node_org(prior, reporter) == creator and _node_active(prior, reporter))
+    ):
+        role = "the active creator organisation's admin or active node"
+    elif code < MIN_REPORTED_REASON and who in participants:
+        role = "the participant whose step the contract failed"
+    else:
+        return Check(
+            name,
+            False,
+            f"{reporter} reported code {code} at block {event.block_number} but was not an "
+            "active participant node of an active org, nor the active creator org's "
+            "admin or node",
+            evidence,
+        )
+    evidence["role"] = role
+    if code < MIN_REPORTED_REASON:
+        holds, why = _lapse_holds(h, prior, code)
+        evidence["lapse"] = why
+        if not holds:
+            return Check(
+                name,
+                False,
+                f"contract-detected code {code} at block {event.block_number} but {why} "
+                "in the replayed history",
+                evidence,
+            )
+        return Check(
+            name, True, f"contract-detected code {code} ({why}); reporter is {role}", evidence
+        )
+    return Check(name, True, f"node-reported code {code} by {role}", evidence)
+
+
+def deployment_checks(results: Sequence[Any]) -> list[Check]:
+    """The ledger's deployment-binding results (name, passed, detail, evidence) as checks."""
+    return [Check(r.name, bool(r.passed), str(r.detail), dict(r.evidence)) for r in results]
+
+
 def check_params_commitment(h: TaskHistory, disclosed: ParamsEnvelope) -> Check:
     """The parameters a participant disclosed are the ones the creator committed to."""
     created = h.created()
@@ -441,6 +582,7 @@ CHECKS: tuple[Callable[[TaskHistory], Check], ...] = (
     check_grants,
     check_inputs,
     check_results,
+    check_failure_reporter,
 )
 
 
@@ -448,8 +590,12 @@ def verify_task(
     history: TaskHistory,
     transcripts: Mapping[str, Sequence[Entry]],
     params: ParamsEnvelope | None = None,
+    deployment: Sequence[Check] = (),
 ) -> list[Check]:
-    checks = [check(history) for check in CHECKS]
+    """Every check of one task; `deployment` are the chain-binding checks of the
+    deployment it ran on (see `auditor.replay.deployment_checks`), reported first."""
+    checks = list(deployment)
+    checks += [check(history) for check in CHECKS]
     checks.append(check_evidence(history, transcripts))
     checks.append(check_transcripts_agree(history, transcripts))
     if params is not None:

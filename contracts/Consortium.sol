@@ -3,17 +3,27 @@ pragma solidity ^0.8.24;
 
 import {IConsortium} from "./IConsortium.sol";
 import {ConsortiumVoting} from "./ConsortiumVoting.sol";
-import {ROLE_MASK} from "./Roles.sol";
+import {ROLE_MASK, ROLE_REGULATOR} from "./Roles.sol";
 
 /**
  * @title Consortium
  * @notice Who takes part in provnet: organisations (name, roles, governance key, status)
  * and the node accounts they run (gRPC endpoint, TLS-certificate digest, optional TEE
- * measurement). Admission, suspension and reinstatement are decided by a threshold vote
- * of the admins of Active organisations; genesis members are set at deployment.
+ * measurement). Admission, suspension and reinstatement are decided by the ballots of
+ * {ConsortiumVoting}: a majority of all non-removed members and at least `minApprovals`
+ * distinct organisations, then a timelock during which members may object and a
+ * regulator may veto, then an explicit {execute}. Genesis members are set at deployment.
+ *
+ * Recommended genesis settings for a production consortium: thresholdPercent 67,
+ * minApprovals 2 (more for a large consortium), proposalLifetime 7 days, timelockDelay
+ * 2 days (67 % of 3 members is all 3: use 66 for two of three). A zero timelock (the carrying vote executes at once, nobody can object or veto
+ * after the quorum) is for development chains and tests only. With fewer members than
+ * `minApprovals` no proposal can ever carry.
  * @dev Every state change is an event carrying the full new state, so an indexer can
  * answer "was this org / node / enclave measurement trusted at block N?" from events alone.
- * Storage keeps only what a rule needs plus what the views must return.
+ * Storage keeps only what a rule needs plus what the views must return. At most one
+ * proposal per organisation id is open at a time; an admission binds the new admin
+ * account only when it is executed, so a pending or dead proposal blocks no address.
  */
 contract Consortium is IConsortium, ConsortiumVoting {
     /// @notice A member set at deployment, Active from the start.
@@ -28,8 +38,6 @@ contract Consortium is IConsortium, ConsortiumVoting {
         address admin;
         OrgStatus status;
         uint8 roles;
-        // Bumped on every status change; proposals made at an older epoch are stale.
-        uint32 epoch;
     }
 
     struct Node {
@@ -42,9 +50,9 @@ contract Consortium is IConsortium, ConsortiumVoting {
     struct Proposal {
         bytes32 orgId;
         uint8 action;
-        bool executed;
-        uint32 epoch;
-        uint32 votes;
+        // Admissions only: the new organisation's roles and admin, bound at execution.
+        uint8 roles;
+        address admin;
     }
 
     /// @notice Proposal action: admit a Proposed organisation.
@@ -55,12 +63,26 @@ contract Consortium is IConsortium, ConsortiumVoting {
     uint8 public constant ACTION_REINSTATE = 2;
     /// @notice Longest accepted node endpoint, in bytes.
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
+    /// @notice Longest accepted proposal lifetime and timelock delay.
+    uint64 public constant MAX_DURATION = 365 days;
 
     /// @inheritdoc IConsortium
     uint8 public immutable thresholdPercent;
 
     /// @inheritdoc IConsortium
+    uint8 public immutable minApprovals;
+
+    /// @inheritdoc IConsortium
+    uint64 public immutable proposalLifetime;
+
+    /// @inheritdoc IConsortium
+    uint64 public immutable timelockDelay;
+
+    /// @inheritdoc IConsortium
     uint256 public activeOrgCount;
+
+    /// @inheritdoc IConsortium
+    uint256 public memberCount;
 
     uint256 private _proposalNonce;
     mapping(bytes32 orgId => Org) private _orgs;
@@ -68,12 +90,16 @@ contract Consortium is IConsortium, ConsortiumVoting {
     mapping(address account => bytes32 orgId) private _accountOrg;
     mapping(address node => Node) private _nodes;
     mapping(bytes32 proposalId => Proposal) private _proposals;
+    mapping(bytes32 orgId => bytes32 proposalId) private _openProposal;
 
     /**
-     * @notice The vote threshold was set.
-     * @param thresholdPercent Percentage (1..100) of eligible active organisations needed.
+     * @notice The governance settings were set (at deployment, for good).
+     * @param thresholdPercent Percentage (1..100) of non-removed members whose votes carry a proposal.
+     * @param minApprovals Least number of distinct organisations that carry a proposal (at least 2).
+     * @param proposalLifetime Seconds a proposal stays open for votes, and then for execution after its timelock.
+     * @param timelockDelay Seconds between reaching the quorum and the earliest execution.
      */
-    event ThresholdSet(uint8 thresholdPercent);
+    event GovernanceSettings(uint8 thresholdPercent, uint8 minApprovals, uint64 proposalLifetime, uint64 timelockDelay);
 
     /**
      * @notice A proposal was opened.
@@ -81,30 +107,19 @@ contract Consortium is IConsortium, ConsortiumVoting {
      * @param action 0 Admit, 1 Suspend, 2 Reinstate.
      * @param orgId The organisation the proposal is about.
      * @param proposerOrg The proposing organisation (its vote is cast in the same transaction).
+     * @param expiresAt Time from which it can no longer be voted.
      */
-    event ProposalCreated(bytes32 indexed proposalId, uint8 action, bytes32 indexed orgId, bytes32 proposerOrg);
+    event ProposalCreated(
+        bytes32 indexed proposalId, uint8 action, bytes32 indexed orgId, bytes32 proposerOrg, uint64 expiresAt
+    );
 
     /**
-     * @notice An organisation voted for a proposal.
-     * @param proposalId The proposal.
-     * @param voterOrg The voting organisation.
-     * @param votes Votes for the proposal after this one.
-     * @param required Votes needed at the time of this vote.
-     */
-    event VoteCast(bytes32 indexed proposalId, bytes32 indexed voterOrg, uint256 votes, uint256 required);
-
-    /**
-     * @notice A proposal reached its threshold and its action was applied.
-     * @param proposalId The proposal.
-     */
-    event ProposalExecuted(bytes32 indexed proposalId);
-
-    /**
-     * @notice An organisation was put forward for admission (genesis members too).
+     * @notice An organisation was put forward for admission (genesis members too). Its admin
+     * account is bound only when the admission is executed ({OrgAdmitted}).
      * @param orgId The organisation.
      * @param name Its display name.
      * @param roles Its role bitmask.
-     * @param admin Its governance key.
+     * @param admin Its proposed governance key.
      */
     event OrgProposed(bytes32 indexed orgId, string name, uint8 roles, address admin);
 
@@ -169,6 +184,18 @@ contract Consortium is IConsortium, ConsortiumVoting {
     /// @param thresholdPercent The rejected value.
     error InvalidThreshold(uint8 thresholdPercent);
 
+    /// @notice The minimum number of approving organisations is below 2 (one organisation could decide alone).
+    /// @param minApprovals The rejected value.
+    error InvalidMinApprovals(uint8 minApprovals);
+
+    /// @notice The proposal lifetime is zero or above {MAX_DURATION}.
+    /// @param proposalLifetime The rejected value.
+    error InvalidProposalLifetime(uint64 proposalLifetime);
+
+    /// @notice The timelock delay is above {MAX_DURATION}.
+    /// @param timelockDelay The rejected value.
+    error InvalidTimelock(uint64 timelockDelay);
+
     /// @notice The genesis member list is empty.
     error NoGenesisMembers();
 
@@ -208,20 +235,13 @@ contract Consortium is IConsortium, ConsortiumVoting {
     /// @param orgId The voting organisation.
     error AlreadyVoted(bytes32 proposalId, bytes32 orgId);
 
-    /// @notice The proposal was already executed.
-    /// @param proposalId The proposal.
-    error ProposalAlreadyExecuted(bytes32 proposalId);
+    /// @notice Another proposal about this organisation id is still open (it frees the id
+    /// once executed, expired, vetoed or cancelled).
+    /// @param orgId The organisation.
+    /// @param proposalId The open proposal.
+    error ProposalPending(bytes32 orgId, bytes32 proposalId);
 
-    /// @notice No such proposal.
-    /// @param proposalId The proposal.
-    error UnknownProposal(bytes32 proposalId);
-
-    /// @notice The target organisation's status changed since the proposal was made
-    /// (e.g. a suspension proposal outlived a suspension and a reinstatement).
-    /// @param proposalId The proposal.
-    error ProposalSuperseded(bytes32 proposalId);
-
-    /// @notice An organisation may neither propose nor vote on its own suspension.
+    /// @notice An organisation may not propose, vote on, object to or veto its own suspension.
     /// @param orgId The organisation.
     error CannotVoteOnOwnSuspension(bytes32 orgId);
 
@@ -241,58 +261,76 @@ contract Consortium is IConsortium, ConsortiumVoting {
     error NotNodeOwner(address node, bytes32 orgId);
 
     /**
-     * @notice Deploys the consortium with its genesis members, all Active.
-     * @param thresholdPercent_ Percentage (1..100) of eligible active organisations whose votes carry a proposal.
+     * @notice Deploys the consortium with its governance settings and genesis members, all Active.
+     * @dev Recommended for production: 67, 2, 7 days, 2 days. A zero timelock is for
+     * development chains and tests only.
+     * @param settings Threshold 1..100, minApprovals at least 2, proposalLifetime 1..MAX_DURATION,
+     * timelockDelay 0..MAX_DURATION (see {IConsortium-Governance}).
      * @param genesis The founding organisations.
      */
-    constructor(uint8 thresholdPercent_, GenesisMember[] memory genesis) {
+    constructor(Governance memory settings, GenesisMember[] memory genesis) {
+        uint8 thresholdPercent_ = settings.thresholdPercent;
+        uint8 minApprovals_ = settings.minApprovals;
+        uint64 proposalLifetime_ = settings.proposalLifetime;
+        uint64 timelockDelay_ = settings.timelockDelay;
         if (thresholdPercent_ == 0 || thresholdPercent_ > 100) revert InvalidThreshold(thresholdPercent_);
+        if (minApprovals_ < 2) revert InvalidMinApprovals(minApprovals_);
+        if (proposalLifetime_ == 0 || proposalLifetime_ > MAX_DURATION) {
+            revert InvalidProposalLifetime(proposalLifetime_);
+        }
+        if (timelockDelay_ > MAX_DURATION) revert InvalidTimelock(timelockDelay_);
         if (genesis.length == 0) revert NoGenesisMembers();
         thresholdPercent = thresholdPercent_;
-        emit ThresholdSet(thresholdPercent_);
+        minApprovals = minApprovals_;
+        proposalLifetime = proposalLifetime_;
+        timelockDelay = timelockDelay_;
+        emit GovernanceSettings(thresholdPercent_, minApprovals_, proposalLifetime_, timelockDelay_);
         for (uint256 i = 0; i < genesis.length; ++i) {
             GenesisMember memory m = genesis[i];
-            _addOrg(m.orgId, m.name, m.roles, m.admin);
-            Org storage org = _orgs[m.orgId];
-            org.status = OrgStatus.Active;
-            org.epoch = 1;
-            emit OrgAdmitted(m.orgId);
+            _checkNewOrg(m.orgId, m.roles, m.admin);
+            emit OrgProposed(m.orgId, m.name, m.roles, m.admin);
+            _admit(m.orgId, m.name, m.roles, m.admin);
         }
-        activeOrgCount = genesis.length;
     }
 
     // ----------------------------------------------------------------- governance
 
     /**
      * @notice Puts a new organisation forward for admission; the caller's vote is cast too.
-     * @dev Caller: admin of an Active organisation. The organisation becomes Proposed and
-     * its admin account is bound to it at once.
+     * @dev Caller: admin of an Active organisation. Nothing is bound until the admission
+     * is executed: the organisation id is reserved while the proposal is open
+     * ({ProposalPending} for a second one), the admin account not at all.
      * @param orgId New, non-zero organisation id.
      * @param name Display name.
      * @param roles Non-zero role mask within PROVIDER|CONSUMER|COMPUTE|REGULATOR.
-     * @param admin The new organisation's governance key; non-zero and never bound before.
+     * @param admin The new organisation's governance key; non-zero and not bound to an organisation.
      * @return proposalId The admission proposal.
      */
     function proposeMember(bytes32 orgId, string calldata name, uint8 roles, address admin)
         external
         returns (bytes32 proposalId)
     {
-        bytes32 proposerOrg = _requireActiveAdmin();
-        _addOrg(orgId, name, roles, admin);
-        return _propose(ACTION_ADMIT, orgId, proposerOrg);
+        bytes32 proposerOrg = _callerOrg();
+        _checkNewOrg(orgId, roles, admin);
+        _claim(orgId);
+        emit OrgProposed(orgId, name, roles, admin);
+        _orgNames[orgId] = name;
+        return _propose(ACTION_ADMIT, orgId, proposerOrg, roles, admin);
     }
 
     /**
      * @notice Proposes suspending an Active organisation; the caller's vote is cast too.
-     * @dev Caller: admin of another Active organisation. The target is not an eligible voter.
+     * @dev Caller: admin of another Active organisation. The target counts among the
+     * members for the quorum but may not vote, object or veto.
      * @param orgId The organisation to suspend.
      * @return proposalId The suspension proposal.
      */
     function proposeSuspension(bytes32 orgId) external returns (bytes32 proposalId) {
-        bytes32 proposerOrg = _requireActiveAdmin();
+        bytes32 proposerOrg = _callerOrg();
         if (_orgs[orgId].status != OrgStatus.Active) revert OrgNotActive(orgId);
         if (proposerOrg == orgId) revert CannotVoteOnOwnSuspension(orgId);
-        return _propose(ACTION_SUSPEND, orgId, proposerOrg);
+        _claim(orgId);
+        return _propose(ACTION_SUSPEND, orgId, proposerOrg, 0, address(0));
     }
 
     /**
@@ -302,23 +340,21 @@ contract Consortium is IConsortium, ConsortiumVoting {
      * @return proposalId The reinstatement proposal.
      */
     function proposeReinstatement(bytes32 orgId) external returns (bytes32 proposalId) {
-        bytes32 proposerOrg = _requireActiveAdmin();
+        bytes32 proposerOrg = _callerOrg();
         if (_orgs[orgId].status != OrgStatus.Suspended) revert OrgNotSuspended(orgId);
-        return _propose(ACTION_REINSTATE, orgId, proposerOrg);
+        _claim(orgId);
+        return _propose(ACTION_REINSTATE, orgId, proposerOrg, 0, address(0));
     }
 
     /**
-     * @notice Votes for a proposal; executes it when the threshold is reached.
+     * @notice Votes for an open proposal; queues it (or, with a zero timelock, executes it)
+     * when the quorum is reached.
      * @dev Caller: admin of an Active organisation (not the target of a suspension).
-     * The threshold is computed now, over the organisations eligible now.
+     * The quorum is computed now, over the members now.
      * @param proposalId The proposal.
      */
     function vote(bytes32 proposalId) external {
-        bytes32 voterOrg = _requireActiveAdmin();
-        Proposal storage p = _proposals[proposalId];
-        if (p.orgId == bytes32(0)) revert UnknownProposal(proposalId);
-        if (p.executed) revert ProposalAlreadyExecuted(proposalId);
-        _vote(proposalId, p, voterOrg);
+        _castVote(proposalId, _callerOrg());
     }
 
     // ---------------------------------------------------------------------- nodes
@@ -334,7 +370,7 @@ contract Consortium is IConsortium, ConsortiumVoting {
     function registerNode(address node, string calldata endpoint, bytes32 tlsCertSha256, bytes32 teeMeasurement)
         external
     {
-        bytes32 orgId = _requireActiveAdmin();
+        bytes32 orgId = _callerOrg();
         _bindAccount(node, orgId);
         _checkNodeData(endpoint, tlsCertSha256);
         Node storage n = _nodes[node];
@@ -356,7 +392,7 @@ contract Consortium is IConsortium, ConsortiumVoting {
     function updateNode(address node, string calldata endpoint, bytes32 tlsCertSha256, bytes32 teeMeasurement)
         external
     {
-        bytes32 orgId = _requireActiveAdmin();
+        bytes32 orgId = _callerOrg();
         Node storage n = _ownedActiveNode(node, orgId);
         _checkNodeData(endpoint, tlsCertSha256);
         n.tlsCertSha256 = tlsCertSha256;
@@ -388,7 +424,12 @@ contract Consortium is IConsortium, ConsortiumVoting {
 
     /// @inheritdoc IConsortium
     function orgStatus(bytes32 orgId) external view returns (OrgStatus) {
-        return _orgs[orgId].status;
+        OrgStatus status = _orgs[orgId].status;
+        if (status == OrgStatus.None && _openProposal[orgId] != bytes32(0)) {
+            ProposalState state = proposalState(_openProposal[orgId]);
+            if (state == ProposalState.Voting || state == ProposalState.Queued) return OrgStatus.Proposed;
+        }
+        return status;
     }
 
     /// @inheritdoc IConsortium
@@ -473,13 +514,18 @@ contract Consortium is IConsortium, ConsortiumVoting {
         if (_orgs[orgId].status != OrgStatus.Active) return bytes32(0);
     }
 
+    /// @inheritdoc IConsortium
+    function governance() external view returns (Governance memory) {
+        return Governance(thresholdPercent, minApprovals, proposalLifetime, timelockDelay);
+    }
+
     /**
      * @notice Votes cast for a proposal so far.
      * @param proposalId The proposal.
      * @return The vote count (0 if unknown).
      */
     function proposalVotes(bytes32 proposalId) external view returns (uint256) {
-        return _proposals[proposalId].votes;
+        return _votes(proposalId);
     }
 
     /**
@@ -493,33 +539,120 @@ contract Consortium is IConsortium, ConsortiumVoting {
     }
 
     /**
-     * @notice Whether a proposal reached its threshold and was applied.
+     * @notice Whether a proposal was executed (its action applied).
      * @param proposalId The proposal.
      * @return True if executed.
      */
     function proposalExecuted(bytes32 proposalId) external view returns (bool) {
-        return _proposals[proposalId].executed;
+        return proposalState(proposalId) == ProposalState.Executed;
+    }
+
+    /**
+     * @notice What a proposal is about.
+     * @param proposalId The proposal.
+     * @return action 0 Admit, 1 Suspend, 2 Reinstate.
+     * @return orgId The organisation (zero if unknown).
+     * @return roles Admissions: the new organisation's roles.
+     * @return admin Admissions: the new organisation's admin, bound only at execution.
+     */
+    function proposalSubject(bytes32 proposalId)
+        external
+        view
+        returns (uint8 action, bytes32 orgId, uint8 roles, address admin)
+    {
+        Proposal storage p = _proposals[proposalId];
+        return (p.action, p.orgId, p.roles, p.admin);
+    }
+
+    /**
+     * @notice The open proposal about an organisation id, if any.
+     * @param orgId The organisation.
+     * @return The proposal id, zero if none is open (an open one past its expiry is still returned
+     * until it is marked Expired: check {proposalState}).
+     */
+    function openProposal(bytes32 orgId) external view returns (bytes32) {
+        return _openProposal[orgId];
     }
 
     // ------------------------------------------------------------------- internal
 
-    function _requireActiveAdmin() private view returns (bytes32 orgId) {
+    function _settings() internal view override returns (Settings memory) {
+        return Settings(thresholdPercent, minApprovals, proposalLifetime, timelockDelay, memberCount);
+    }
+
+    function _callerOrg() internal view override returns (bytes32 orgId) {
         orgId = activeAdminOrg(msg.sender);
         if (orgId == bytes32(0)) revert NotActiveMemberAdmin(msg.sender);
     }
 
-    /// @dev Validates and stores a new Proposed organisation, binds its admin, emits OrgProposed.
-    function _addOrg(bytes32 orgId, string memory name, uint8 roles, address admin) private {
+    function _isRegulator(bytes32 orgId) internal view override returns (bool) {
+        return _orgs[orgId].roles & ROLE_REGULATOR != 0;
+    }
+
+    function _checkParticipant(bytes32 proposalId, bytes32 orgId) internal view override {
+        Proposal storage p = _proposals[proposalId];
+        if (p.action == ACTION_SUSPEND && p.orgId == orgId) revert CannotVoteOnOwnSuspension(orgId);
+    }
+
+    function _revertAlreadyVoted(bytes32 proposalId, bytes32 orgId) internal pure override {
+        revert AlreadyVoted(proposalId, orgId);
+    }
+
+    function _apply(bytes32 proposalId) internal override {
+        Proposal storage p = _proposals[proposalId];
+        bytes32 orgId = p.orgId;
+        uint8 action = p.action;
+        delete _openProposal[orgId];
+        Org storage target = _orgs[orgId];
+        if (action == ACTION_ADMIT) {
+            if (target.status != OrgStatus.None) revert OrgAlreadyExists(orgId);
+            _admit(orgId, "", p.roles, p.admin);
+        } else if (action == ACTION_SUSPEND) {
+            if (target.status != OrgStatus.Active) revert OrgNotActive(orgId);
+            target.status = OrgStatus.Suspended;
+            activeOrgCount -= 1;
+            emit OrgSuspended(orgId);
+        } else {
+            if (target.status != OrgStatus.Suspended) revert OrgNotSuspended(orgId);
+            target.status = OrgStatus.Active;
+            activeOrgCount += 1;
+            emit OrgReinstated(orgId);
+        }
+    }
+
+    function _release(bytes32 proposalId) internal override {
+        Proposal storage p = _proposals[proposalId];
+        bytes32 orgId = p.orgId;
+        delete _openProposal[orgId];
+        if (p.action == ACTION_ADMIT) delete _orgNames[orgId];
+    }
+
+    /// @dev Validates a new organisation's id, roles and admin (nothing is stored).
+    function _checkNewOrg(bytes32 orgId, uint8 roles, address admin) private view {
         if (orgId == bytes32(0)) revert InvalidOrgId();
-        Org storage org = _orgs[orgId];
-        if (org.status != OrgStatus.None) revert OrgAlreadyExists(orgId);
+        if (_orgs[orgId].status != OrgStatus.None) revert OrgAlreadyExists(orgId);
         if (roles == 0 || roles & ~ROLE_MASK != 0) revert InvalidRoles(roles);
+        if (admin == address(0) || _accountOrg[admin] != bytes32(0)) revert AccountAlreadyBound(admin);
+    }
+
+    /// @dev Makes `orgId` an Active member: binds its admin, stores it, emits OrgAdmitted.
+    /// An empty `name` keeps the name stored when the admission was proposed.
+    function _admit(bytes32 orgId, string memory name, uint8 roles, address admin) private {
         _bindAccount(admin, orgId);
+        Org storage org = _orgs[orgId];
         org.admin = admin;
-        org.status = OrgStatus.Proposed;
+        org.status = OrgStatus.Active;
         org.roles = roles;
-        _orgNames[orgId] = name;
-        emit OrgProposed(orgId, name, roles, admin);
+        if (bytes(name).length != 0) _orgNames[orgId] = name;
+        activeOrgCount += 1;
+        memberCount += 1;
+        emit OrgAdmitted(orgId);
+    }
+
+    /// @dev Reserves `orgId` for a new proposal; reverts if an open one still holds it.
+    function _claim(bytes32 orgId) private {
+        bytes32 open = _openProposal[orgId];
+        if (open != bytes32(0) && _holdsSubject(open)) revert ProposalPending(orgId, open);
     }
 
     function _bindAccount(address account, bytes32 orgId) private {
@@ -538,51 +671,21 @@ contract Consortium is IConsortium, ConsortiumVoting {
         if (_accountOrg[node] != orgId) revert NotNodeOwner(node, orgId);
     }
 
-    function _propose(uint8 action, bytes32 orgId, bytes32 proposerOrg) private returns (bytes32 proposalId) {
+    function _propose(uint8 action, bytes32 orgId, bytes32 proposerOrg, uint8 roles, address admin)
+        private
+        returns (bytes32 proposalId)
+    {
         proposalId = keccak256(abi.encode(block.chainid, address(this), action, orgId, ++_proposalNonce));
         Proposal storage p = _proposals[proposalId];
         p.orgId = orgId;
         p.action = action;
-        p.epoch = _orgs[orgId].epoch;
-        emit ProposalCreated(proposalId, action, orgId, proposerOrg);
-        _vote(proposalId, p, proposerOrg);
-    }
-
-    function _vote(bytes32 proposalId, Proposal storage p, bytes32 voterOrg) private {
-        bytes32 orgId = p.orgId;
-        uint8 action = p.action;
-        Org storage target = _orgs[orgId];
-        uint256 eligible = activeOrgCount;
         if (action == ACTION_ADMIT) {
-            if (target.status != OrgStatus.Proposed) revert OrgNotProposed(orgId);
-        } else if (action == ACTION_SUSPEND) {
-            if (target.status != OrgStatus.Active) revert OrgNotActive(orgId);
-            if (voterOrg == orgId) revert CannotVoteOnOwnSuspension(orgId);
-            eligible -= 1; // the target is active but may not vote
-        } else {
-            if (target.status != OrgStatus.Suspended) revert OrgNotSuspended(orgId);
+            p.roles = roles;
+            p.admin = admin;
         }
-        if (p.epoch != target.epoch) revert ProposalSuperseded(proposalId);
-        if (!_recordVote(proposalId, voterOrg)) revert AlreadyVoted(proposalId, voterOrg);
-
-        uint32 votes = p.votes + 1;
-        p.votes = votes;
-        uint256 required = _requiredVotes(eligible, thresholdPercent);
-        emit VoteCast(proposalId, voterOrg, votes, required);
-        if (votes < required) return;
-
-        p.executed = true;
-        emit ProposalExecuted(proposalId);
-        target.epoch += 1;
-        if (action == ACTION_SUSPEND) {
-            target.status = OrgStatus.Suspended;
-            activeOrgCount -= 1;
-            emit OrgSuspended(orgId);
-        } else {
-            target.status = OrgStatus.Active;
-            activeOrgCount += 1;
-            if (action == ACTION_ADMIT) emit OrgAdmitted(orgId);
-            else emit OrgReinstated(orgId);
-        }
+        _openProposal[orgId] = proposalId;
+        uint64 expiresAt = _openBallot(proposalId);
+        emit ProposalCreated(proposalId, action, orgId, proposerOrg, expiresAt);
+        _castVote(proposalId, proposerOrg);
     }
 }

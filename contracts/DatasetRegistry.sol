@@ -12,7 +12,9 @@ import {ROLE_PROVIDER} from "./Roles.sol";
  * retirement. Rows never come on chain, only their Merkle root.
  * @dev Per version, storage keeps the Merkle root, the schema digest (nodes check their
  * own copy against both) and the packed row count and classification; the metadata URI
- * is in the {DatasetVersionAdded} event only.
+ * is in the {DatasetVersionAdded} event only. Dataset ids are derived on chain from the
+ * owning organisation and its name for the dataset ({datasetIdFor}), so no member can
+ * occupy another member's dataset id.
  */
 contract DatasetRegistry is IDatasetRegistry {
     struct Dataset {
@@ -31,6 +33,9 @@ contract DatasetRegistry is IDatasetRegistry {
     /// @notice Highest classification level.
     uint8 public constant MAX_CLASSIFICATION = 4;
 
+    /// @notice Domain separator of dataset ids, see {datasetIdFor}.
+    string public constant DATASET_ID_DOMAIN = "provnet:dataset:v1";
+
     /// @notice The consortium whose members register datasets.
     IConsortium public immutable consortium;
 
@@ -39,10 +44,11 @@ contract DatasetRegistry is IDatasetRegistry {
 
     /**
      * @notice A dataset was registered; its version 1 follows as {DatasetVersionAdded}.
-     * @param datasetId The dataset.
+     * @param datasetId The dataset, `datasetIdFor(ownerOrg, name)`.
      * @param ownerOrg The owning organisation.
+     * @param name The owner's name (or request id) for the dataset.
      */
-    event DatasetRegistered(bytes32 indexed datasetId, bytes32 indexed ownerOrg);
+    event DatasetRegistered(bytes32 indexed datasetId, bytes32 indexed ownerOrg, bytes32 name);
 
     /**
      * @notice A dataset version was added.
@@ -75,11 +81,11 @@ contract DatasetRegistry is IDatasetRegistry {
     /// @param role The missing role.
     error MissingRole(bytes32 orgId, uint8 role);
 
-    /// @notice The dataset id is zero.
-    error InvalidDatasetId();
+    /// @notice The dataset name is zero.
+    error InvalidDatasetName();
 
-    /// @notice The dataset id is taken.
-    /// @param datasetId The dataset.
+    /// @notice The caller's organisation already registered a dataset under this name.
+    /// @param datasetId The existing dataset.
     error DatasetAlreadyExists(bytes32 datasetId);
 
     /// @notice The Merkle root or the schema digest is zero.
@@ -118,29 +124,32 @@ contract DatasetRegistry is IDatasetRegistry {
     /**
      * @notice Registers a new dataset with its version 1.
      * @dev Caller: admin or active node of an Active organisation with the PROVIDER role;
-     * that organisation becomes the owner.
-     * @param datasetId New, non-zero dataset id.
+     * that organisation becomes the owner. The dataset id is `datasetIdFor(ownerOrg, name)`:
+     * another organisation using the same name gets another dataset id.
+     * @param name Non-zero name (or request id) of the dataset, unique per owner organisation.
      * @param merkleRoot Non-zero Merkle root over the rows.
      * @param rowCount Number of rows.
      * @param schemaDigest Non-zero schema digest.
      * @param classification Sensitivity level, 1..4.
      * @param metadataURI Where public metadata can be fetched (event only).
+     * @return datasetId The new dataset's id.
      */
     function registerDataset(
-        bytes32 datasetId,
+        bytes32 name,
         bytes32 merkleRoot,
         uint64 rowCount,
         bytes32 schemaDigest,
         uint8 classification,
         string calldata metadataURI
-    ) external {
+    ) external returns (bytes32 datasetId) {
         bytes32 orgId = consortium.activeMemberOrg(msg.sender);
         if (!consortium.hasRole(orgId, ROLE_PROVIDER)) revert MissingRole(orgId, ROLE_PROVIDER);
-        if (datasetId == bytes32(0)) revert InvalidDatasetId();
+        if (name == bytes32(0)) revert InvalidDatasetName();
+        datasetId = datasetIdFor(orgId, name);
         Dataset storage d = _datasets[datasetId];
         if (d.ownerOrg != bytes32(0)) revert DatasetAlreadyExists(datasetId);
         d.ownerOrg = orgId;
-        emit DatasetRegistered(datasetId, orgId);
+        emit DatasetRegistered(datasetId, orgId, name);
         _addVersion(datasetId, d, merkleRoot, rowCount, schemaDigest, classification, metadataURI);
     }
 
@@ -177,6 +186,11 @@ contract DatasetRegistry is IDatasetRegistry {
         Dataset storage d = _ownedLiveDataset(datasetId);
         d.retired = true;
         emit DatasetRetired(datasetId);
+    }
+
+    /// @inheritdoc IDatasetRegistry
+    function datasetIdFor(bytes32 ownerOrg, bytes32 name) public pure returns (bytes32) {
+        return keccak256(abi.encode(DATASET_ID_DOMAIN, ownerOrg, name));
     }
 
     /// @inheritdoc IDatasetRegistry

@@ -17,6 +17,21 @@ interface IConsortium {
         Suspended
     }
 
+    /**
+     * @notice Governance settings, fixed at deployment.
+     * @param thresholdPercent Percentage (1..100) of non-removed members whose votes carry a proposal.
+     * @param minApprovals Least number of distinct approving organisations (at least 2); also the
+     * number of objections that cancel a proposal in its timelock.
+     * @param proposalLifetime Seconds a proposal stays open for votes, and for execution after its timelock.
+     * @param timelockDelay Seconds from the quorum to the earliest execution (0: development only).
+     */
+    struct Governance {
+        uint8 thresholdPercent;
+        uint8 minApprovals;
+        uint64 proposalLifetime;
+        uint64 timelockDelay;
+    }
+
     /// @notice Lifecycle of a node account. `Revoked` is final.
     enum NodeStatus {
         None,
@@ -32,10 +47,41 @@ interface IConsortium {
     error NotActiveMember(address account);
 
     /**
-     * @notice Percentage (1..100) of eligible active organisations whose votes carry a proposal.
+     * @notice Percentage (1..100) of non-removed members (Active and Suspended) whose votes carry a proposal.
      * @return The threshold, in percent.
      */
     function thresholdPercent() external view returns (uint8);
+
+    /**
+     * @notice Least number of distinct organisations whose votes carry a proposal (at least 2),
+     * and number of objections that cancel a proposal in its timelock.
+     * @return The minimum.
+     */
+    function minApprovals() external view returns (uint8);
+
+    /**
+     * @notice Seconds a proposal stays open for votes, and for execution once its timelock has elapsed.
+     * @return The lifetime.
+     */
+    function proposalLifetime() external view returns (uint64);
+
+    /**
+     * @notice Seconds between a proposal reaching its quorum and the earliest execution (0: executed by the carrying vote).
+     * @return The delay.
+     */
+    function timelockDelay() external view returns (uint64);
+
+    /**
+     * @notice Number of non-removed organisations (Active or Suspended): the electorate of every ballot.
+     * @return The count.
+     */
+    function memberCount() external view returns (uint256);
+
+    /**
+     * @notice Every governance setting, in one call.
+     * @return The settings, fixed at deployment.
+     */
+    function governance() external view returns (Governance memory);
 
     /**
      * @notice Number of organisations whose status is Active.

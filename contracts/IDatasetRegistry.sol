@@ -7,6 +7,14 @@ pragma solidity ^0.8.24;
  */
 interface IDatasetRegistry {
     /**
+     * @notice The id of the dataset an organisation registers under a name.
+     * @param ownerOrg The owning organisation.
+     * @param name The organisation's name (or request id) for the dataset.
+     * @return `keccak256(abi.encode("provnet:dataset:v1", ownerOrg, name))`.
+     */
+    function datasetIdFor(bytes32 ownerOrg, bytes32 name) external pure returns (bytes32);
+
+    /**
      * @notice Organisation that registered (and owns) a dataset.
      * @dev Reverts with `UnknownDataset(datasetId)` if the dataset does not exist.
      * @param datasetId The dataset.

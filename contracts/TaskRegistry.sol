@@ -18,6 +18,13 @@ import {ROLE_CONSUMER} from "./Roles.sol";
  * is no longer active, or the algorithm was deprecated, the step does not revert but
  * fails the task with a reason code, so the failure is recorded on chain. Those checks
  * loop over the task's own participants only (at most {MAX_PARTICIPANTS}).
+ *
+ * Task ids are derived on chain from the creating organisation and its request id
+ * ({taskIdFor}), so no member can occupy another member's task id; retrying a creation
+ * with the same request id hits {TaskAlreadyExists} for the same id. A task's deadline
+ * is at most {maxTaskDuration} seconds after its creation. Failures and refusals come
+ * only from participants whose node and organisation are active (or from the active
+ * creator organisation); reason codes below {MIN_REPORTED_REASON} are the contract's own.
  */
 contract TaskRegistry {
     /// @notice Lifecycle of a task.
@@ -80,8 +87,15 @@ contract TaskRegistry {
     uint16 public constant REASON_PROTOCOL_ERROR = 103;
     /// @notice Reason code (node-reported): a peer did not answer in time.
     uint16 public constant REASON_PEER_TIMEOUT = 104;
+    /// @notice Lowest reason code a caller may report; lower codes are detected by the contract only.
+    uint16 public constant MIN_REPORTED_REASON = 100;
     /// @notice Most participants a task may have.
     uint256 public constant MAX_PARTICIPANTS = 16;
+    /// @notice Domain separator of task ids, see {taskIdFor}.
+    string public constant TASK_ID_DOMAIN = "provnet:task:v1";
+
+    /// @notice Longest time, in seconds, from a task's creation to its deadline.
+    uint64 public immutable maxTaskDuration;
 
     /// @notice The consortium (membership and nodes).
     IConsortium public immutable consortium;
@@ -97,7 +111,7 @@ contract TaskRegistry {
 
     /**
      * @notice A task was created.
-     * @param taskId The task.
+     * @param taskId The task, `taskIdFor(creatorOrg, requestId)`.
      * @param creatorOrg The organisation that started it (the grantee of its grants).
      * @param algorithmDigest The approved algorithm it runs.
      * @param paramsDigest Digest of its canonical parameters.
@@ -184,12 +198,24 @@ contract TaskRegistry {
     /// @param taskId The task.
     error UnknownTask(bytes32 taskId);
 
-    /// @notice The task id is zero.
-    error InvalidTaskId();
+    /// @notice The request id is zero.
+    error InvalidRequestId();
 
-    /// @notice The task id is taken.
-    /// @param taskId The task.
+    /// @notice The creator organisation already created a task with this request id.
+    /// @param taskId The existing task.
     error TaskAlreadyExists(bytes32 taskId);
+
+    /// @notice The maximum task duration given to the constructor is zero.
+    error InvalidMaxTaskDuration();
+
+    /// @notice The deadline is further in the future than {maxTaskDuration} allows.
+    /// @param deadline The rejected deadline.
+    /// @param latest The latest deadline allowed now.
+    error DeadlineTooFar(uint64 deadline, uint256 latest);
+
+    /// @notice The reason code is reserved for failures the contract detects itself, and none was detected.
+    /// @param reasonCode The rejected code.
+    error ReservedReasonCode(uint16 reasonCode);
 
     /// @notice The caller's organisation lacks a role.
     /// @param orgId The caller's organisation.
@@ -306,13 +332,17 @@ contract TaskRegistry {
      * @param algorithms_ The algorithm registry.
      * @param datasets_ The dataset registry.
      * @param authorizations_ The authorization registry.
+     * @param maxTaskDuration_ Longest time, in seconds, from a task's creation to its deadline; non-zero.
      */
     constructor(
         IConsortium consortium_,
         IAlgorithmRegistry algorithms_,
         IDatasetRegistry datasets_,
-        IAuthorizationRegistry authorizations_
+        IAuthorizationRegistry authorizations_,
+        uint64 maxTaskDuration_
     ) {
+        if (maxTaskDuration_ == 0) revert InvalidMaxTaskDuration();
+        maxTaskDuration = maxTaskDuration_;
         consortium = consortium_;
         algorithms = algorithms_;
         datasets = datasets_;
@@ -326,26 +356,33 @@ contract TaskRegistry {
      * @dev Caller: admin or active node of an Active organisation with the CONSUMER role.
      * A participant with a dataset must be a node of the dataset's owner, name an existing
      * version of a non-retired dataset, and name a grant unless the owner is the creator.
-     * @param taskId New, non-zero task id.
+     * The task id is `taskIdFor(creatorOrg, requestId)`: another organisation using the
+     * same request id gets another task id.
+     * @param requestId Non-zero id of the request, unique per creator organisation.
      * @param algorithmDigest An approved algorithm.
      * @param paramsDigest Digest of the canonical task parameters.
-     * @param deadline Future timestamp from which no step is accepted.
+     * @param deadline Future timestamp from which no step is accepted, at most {maxTaskDuration} from now.
      * @param participants_ 1..MAX_PARTICIPANTS distinct active nodes.
+     * @return taskId The new task's id.
      */
     function createTask(
-        bytes32 taskId,
+        bytes32 requestId,
         bytes32 algorithmDigest,
         bytes32 paramsDigest,
         uint64 deadline,
         Participant[] calldata participants_
-    ) external {
+    ) external returns (bytes32 taskId) {
         bytes32 creatorOrg = consortium.activeMemberOrg(msg.sender);
         if (!consortium.hasRole(creatorOrg, ROLE_CONSUMER)) revert MissingRole(creatorOrg, ROLE_CONSUMER);
-        if (taskId == bytes32(0)) revert InvalidTaskId();
+        if (requestId == bytes32(0)) revert InvalidRequestId();
+        taskId = taskIdFor(creatorOrg, requestId);
         Task storage t = _tasks[taskId];
         if (t.state != TaskState.None) revert TaskAlreadyExists(taskId);
         if (!algorithms.isApproved(algorithmDigest)) revert AlgorithmNotApproved(algorithmDigest);
         if (deadline <= block.timestamp) revert InvalidDeadline(deadline);
+        if (deadline - block.timestamp > maxTaskDuration) {
+            revert DeadlineTooFar(deadline, block.timestamp + maxTaskDuration);
+        }
         uint256 n = participants_.length;
         if (n == 0 || n > MAX_PARTICIPANTS) revert InvalidParticipantCount(n);
 
@@ -414,15 +451,19 @@ contract TaskRegistry {
 
     /**
      * @notice Refuses a task before it starts; the task fails.
-     * @dev Caller: a participant node.
+     * @dev Caller: a participant node, active now (node and organisation). A code below
+     * {MIN_REPORTED_REASON} is accepted only if the contract detects such a lapse itself
+     * (revoked grant, inactive member, deprecated algorithm), and the detected code is
+     * recorded; otherwise it reverts with {ReservedReasonCode}.
      * @param taskId The task, in state Created.
      * @param reasonCode Why (a REASON_* code, node-reported codes from 100).
      */
     function refuseTask(bytes32 taskId, uint16 reasonCode) external {
         Task storage t = _task(taskId);
         _seat(taskId, t, msg.sender);
+        if (!consortium.isActiveNode(msg.sender)) revert NodeNotActive(msg.sender);
         _requireState(taskId, t, TaskState.Created);
-        _fail(taskId, t, reasonCode);
+        _fail(taskId, t, _reportedReason(taskId, t, reasonCode));
     }
 
     /**
@@ -504,19 +545,24 @@ contract TaskRegistry {
 
     /**
      * @notice Records that a task failed.
-     * @dev Caller: a participant node, or the admin or an active node of the creator organisation.
+     * @dev Caller: a participant node active now (node and organisation), or the admin or
+     * an active node of the creator organisation while it is Active. A code below
+     * {MIN_REPORTED_REASON} is accepted only if the contract detects such a lapse itself,
+     * and the detected code is recorded; otherwise it reverts with {ReservedReasonCode}.
      * @param taskId The task, in state Created or Running.
      * @param reasonCode Why (a REASON_* code, node-reported codes from 100).
      */
     function reportFailure(bytes32 taskId, uint16 reasonCode) external {
         Task storage t = _task(taskId);
-        if (!_isParticipant(taskId, t, msg.sender)) {
+        if (_isParticipant(taskId, t, msg.sender)) {
+            if (!consortium.isActiveNode(msg.sender)) revert NodeNotActive(msg.sender);
+        } else {
             bytes32 creatorOrg = t.creatorOrg;
             if (consortium.orgOfAccount(msg.sender) != creatorOrg) revert NotParticipant(taskId, msg.sender);
             consortium.activeMemberOrg(msg.sender); // reverts NotActiveMember unless active now
         }
         _requireLive(taskId, t);
-        _fail(taskId, t, reasonCode);
+        _fail(taskId, t, _reportedReason(taskId, t, reasonCode));
     }
 
     /**
@@ -533,6 +579,16 @@ contract TaskRegistry {
     }
 
     // ---------------------------------------------------------------------- views
+
+    /**
+     * @notice The id of the task an organisation creates for a request id.
+     * @param creatorOrg The creating organisation.
+     * @param requestId The organisation's request id.
+     * @return `keccak256(abi.encode("provnet:task:v1", creatorOrg, requestId))`.
+     */
+    function taskIdFor(bytes32 creatorOrg, bytes32 requestId) public pure returns (bytes32) {
+        return keccak256(abi.encode(TASK_ID_DOMAIN, creatorOrg, requestId));
+    }
 
     /**
      * @notice State of a task.
@@ -697,6 +753,14 @@ contract TaskRegistry {
         }
         if (!algorithms.isApproved(t.algorithmDigest)) return REASON_ALGORITHM_DEPRECATED;
         return 0;
+    }
+
+    /// @dev The code to record for a caller's report: as given from 100, else the lapse the contract detects.
+    function _reportedReason(bytes32 taskId, Task storage t, uint16 reasonCode) private view returns (uint16) {
+        if (reasonCode >= MIN_REPORTED_REASON) return reasonCode;
+        uint16 detected = _lapse(taskId, t);
+        if (detected == 0) revert ReservedReasonCode(reasonCode);
+        return detected;
     }
 
     function _fail(bytes32 taskId, Task storage t, uint16 reasonCode) private {

@@ -47,7 +47,14 @@ def standard_input(sources: list[Path]) -> dict[str, Any]:
             "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
             "viaIR": False,
             "outputSelection": {
-                "*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}
+                "*": {
+                    "*": [
+                        "abi",
+                        "evm.bytecode.object",
+                        "evm.deployedBytecode.object",
+                        "evm.deployedBytecode.immutableReferences",
+                    ]
+                }
             },
         },
     }
@@ -84,6 +91,11 @@ def compile_sources(sources: list[Path] | None = None) -> dict[str, dict[str, An
                 "abi": out["abi"],
                 "bytecode": "0x" + bytecode,
                 "deployedBytecode": "0x" + out["evm"]["deployedBytecode"]["object"],
+                # Byte ranges of the runtime code that the constructor fills in (AST id ->
+                # [{start, length}]): the auditor masks them to compare deployed code.
+                "immutableReferences": out["evm"]["deployedBytecode"].get(
+                    "immutableReferences", {}
+                ),
             }
     return artifacts
 

@@ -19,6 +19,56 @@ from ledger.ids import InvalidInput, as_address, as_bytes32
 from ledger.roles import ALL_ROLES
 from ledger.transactions import Sender
 
+DAY = 86_400
+#: Longest proposal lifetime and timelock the contract accepts (`Consortium.MAX_DURATION`).
+MAX_DURATION = 365 * DAY
+
+
+@dataclass(frozen=True)
+class Governance:
+    """How the consortium decides (fixed at deployment; see the `Consortium` NatSpec).
+
+    The defaults are the recommended production settings. `timelock_seconds=0` makes
+    the vote that reaches the quorum execute the proposal at once, leaving no window
+    to object or veto: for development chains and tests only (`Governance.dev()`).
+    """
+
+    threshold_percent: int = 67
+    min_approvals: int = 2
+    proposal_lifetime_seconds: int = 7 * DAY
+    timelock_seconds: int = 2 * DAY
+
+    @classmethod
+    def dev(cls, threshold_percent: int = 50) -> Governance:
+        """Settings for development chains and tests: no timelock."""
+        return cls(threshold_percent=threshold_percent, timelock_seconds=0)
+
+    def validated(self) -> Governance:
+        for field, value, low, high in (
+            ("threshold_percent", self.threshold_percent, 1, 100),
+            ("min_approvals", self.min_approvals, 2, 255),
+            ("proposal_lifetime_seconds", self.proposal_lifetime_seconds, 1, MAX_DURATION),
+            ("timelock_seconds", self.timelock_seconds, 0, MAX_DURATION),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidInput(field, f"must be an integer {low}..{high}, got {value!r}")
+        return self
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return (
+            self.threshold_percent,
+            self.min_approvals,
+            self.proposal_lifetime_seconds,
+            self.timelock_seconds,
+        )
+
+
+def as_governance(governance: Governance | int) -> Governance:
+    """Validated settings; a bare int is a threshold percent with the other defaults."""
+    if isinstance(governance, Governance):
+        return governance.validated()
+    return Governance(threshold_percent=governance).validated()
+
 
 @dataclass(frozen=True)
 class GenesisMember:
@@ -45,9 +95,9 @@ class GenesisMember:
         )
 
 
-def validate(threshold_percent: int, genesis: Sequence[GenesisMember]) -> list[GenesisMember]:
-    if not 1 <= threshold_percent <= 100:
-        raise InvalidInput("threshold_percent", f"must be 1..100, got {threshold_percent}")
+def validate(governance: Governance | int, genesis: Sequence[GenesisMember]) -> list[GenesisMember]:
+    """Validate the governance settings (see `as_governance`) and the genesis members."""
+    as_governance(governance)
     if not genesis:
         raise InvalidInput("genesis", "at least one founding organisation is required")
     members = [m.validated(i) for i, m in enumerate(genesis)]
@@ -63,10 +113,25 @@ def validate(threshold_percent: int, genesis: Sequence[GenesisMember]) -> list[G
     return members
 
 
+MAX_TASK_DURATION = 7 * 24 * 3600  # TaskRegistry.maxTaskDuration: a task's deadline cap, seconds
+
+
 def deploy(
-    chain: Chain, sender: Sender, threshold_percent: int, genesis: Sequence[GenesisMember]
+    chain: Chain,
+    sender: Sender,
+    governance: Governance | int,
+    genesis: Sequence[GenesisMember],
+    max_task_duration: int = MAX_TASK_DURATION,
 ) -> Deployment:
-    members = validate(threshold_percent, genesis)
+    """Deploy and wire the six contracts.
+
+    `governance` is a `Governance`, or a bare threshold percent with the other settings
+    at their production defaults (2-day timelock included).
+    """
+    settings = as_governance(governance)
+    members = validate(settings, genesis)
+    if not 0 < max_task_duration < 2**64:
+        raise InvalidInput("max_task_duration", f"must be 1..2^64-1 s, got {max_task_duration}")
     deployed: dict[str, DeployedContract] = {}
 
     def create(name: str, *args: object) -> Contract:
@@ -84,7 +149,7 @@ def deploy(
 
     consortium = create(
         "Consortium",
-        threshold_percent,
+        settings.as_tuple(),
         [(m.org_id, m.name, m.roles, m.admin) for m in members],
     )
     algorithms = create("AlgorithmRegistry", consortium.address)
@@ -98,6 +163,7 @@ def deploy(
         algorithms.address,
         datasets.address,
         authorizations.address,
+        max_task_duration,
     )
     create("AnchorLog", consortium.address)
     sender.transact(authorizations.functions.bindTaskRegistry(tasks.address))

@@ -91,7 +91,11 @@ class Deployment:
         return cls(chain_id=chain_id, deployer=deployer, contracts=contracts)
 
     def check_artifacts(self) -> None:
-        """Refuse a manifest made from a different build than the one installed here."""
+        """Refuse a manifest made from a different build than the one installed here.
+
+        This checks only what the manifest claims; `ledger.deployment_binding` checks
+        the chain itself (the code at these addresses, its origin and its wiring).
+        """
         for name, contract in self.contracts.items():
             if contract.artifact_digest != artifact_digest(name):
                 raise ManifestError(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 
+from eth_abi.abi import encode as abi_encode
 from eth_typing import ChecksumAddress
 from eth_utils.address import is_checksum_address, to_checksum_address
+from eth_utils.crypto import keccak
 
 from ledger.canonical import digest
 
@@ -53,6 +55,48 @@ def name_id(kind: str, name: str) -> bytes:
     if not name or not name.isprintable():
         raise InvalidInput(f"{kind} name", f"must be non-empty printable text, got {name!r}")
     return digest(f"{kind}-id", name.encode())
+
+
+# Domain separators of the ids the contracts derive on chain (TaskRegistry.taskIdFor,
+# DatasetRegistry.datasetIdFor, AnchorLog.logIdFor): the creator is part of the id, so
+# one member can never occupy another member's id.
+TASK_ID_DOMAIN = "provnet:task:v1"
+DATASET_ID_DOMAIN = "provnet:dataset:v1"
+LOG_ID_DOMAIN = "provnet:log:v1"
+
+
+def task_id_for(creator_org: bytes, request_id: bytes) -> bytes:
+    """`TaskRegistry.taskIdFor`: keccak256(abi.encode("provnet:task:v1", org, request))."""
+    return keccak(
+        abi_encode(
+            ["string", "bytes32", "bytes32"],
+            [
+                TASK_ID_DOMAIN,
+                as_bytes32(creator_org, "creator_org"),
+                as_bytes32(request_id, "request_id"),
+            ],
+        )
+    )
+
+
+def dataset_id_for(owner_org: bytes, name: bytes) -> bytes:
+    """`DatasetRegistry.datasetIdFor`: keccak256(abi.encode("provnet:dataset:v1", org, name))."""
+    return keccak(
+        abi_encode(
+            ["string", "bytes32", "bytes32"],
+            [DATASET_ID_DOMAIN, as_bytes32(owner_org, "owner_org"), as_bytes32(name, "name")],
+        )
+    )
+
+
+def log_id_for(owner: str, name: bytes) -> bytes:
+    """`AnchorLog.logIdFor`: keccak256(abi.encode("provnet:log:v1", owner, name))."""
+    return keccak(
+        abi_encode(
+            ["string", "address", "bytes32"],
+            [LOG_ID_DOMAIN, as_address(owner, "owner"), as_bytes32(name, "name")],
+        )
+    )
 
 
 def hex32(value: bytes) -> str:

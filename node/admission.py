@@ -8,7 +8,7 @@ the demo's in-process participant and the node's task runner refuse for the same
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from types import ModuleType
 
 from ledger.clients import Clients
@@ -78,22 +78,48 @@ def check_independent_providers(
         )
 
 
+def check_invited(
+    clients: Clients, creator_org: bytes, node: str, accept_tasks_from: Collection[bytes]
+) -> None:
+    """Refuse a data-less seat unless the task's creator may pull this node in.
+
+    A seat without a dataset (an aggregator's) serves the creator alone, yet costs this
+    node gas and inbox memory; no grant vouches for it. So only this node's own
+    organisation, or one the operator allow-listed (`accept_tasks_from`), may give it.
+    """
+    if creator_org == clients.consortium.node_org(node) or creator_org in accept_tasks_from:
+        return
+    raise TaskRefused(
+        Reason.NOT_INVITED,
+        f"a seat without a dataset in a task of organisation 0x{creator_org.hex()}, "
+        "which is neither this node's own nor in its accept_tasks_from list",
+    )
+
+
 def check_task(
     clients: Clients,
     task_id: bytes,
     node: str,
     algorithms: Mapping[bytes, ModuleType],
     load_dataset: DatasetLoader,
+    accept_tasks_from: Collection[bytes] = (),
 ) -> None:
-    """Raise TaskRefused unless code, data and grant all match the chain."""
+    """Raise TaskRefused unless code, data and grant all match the chain.
+
+    A seat without a dataset is taken only for a task of this node's own organisation
+    or of one in `accept_tasks_from` (see `check_invited`); checked first, so a task
+    nobody invited this node to is refused before anything else is looked at.
+    """
     info = clients.tasks.info(task_id)
+    slot = participant_slot(clients, task_id, node)
+    if slot.dataset_id == ZERO:
+        check_invited(clients, info.creator_org, node, accept_tasks_from)
     module = algorithms.get(info.algorithm_digest)
     if module is None:
         raise TaskRefused(
             Reason.ALGORITHM_DIGEST_MISMATCH,
             f"no local code hashes to 0x{info.algorithm_digest.hex()}",
         )
-    slot = participant_slot(clients, task_id, node)
     if slot.dataset_id == ZERO:
         return
     if getattr(module, "OUTPUT_POLICY", False):

@@ -6,8 +6,16 @@ runtime, including dependencies declared inside `create_app`.
 Errors are answered in one shape, `{"error": {"field", "message"}}` for bad input
 (422), `{"error": {"contractError", "arguments"}}` for a contract refusal (409), so a
 client can always tell *what* was wrong; nothing is written when a request is refused.
+
+Every request passes `EntryGuard` (a pure ASGI middleware) before FastAPI sees it: the
+bearer token is checked from the headers alone, so a request without a good token is
+answered 401 without one byte of its body being read (and its connection closed); then
+the body is bounded, by its Content-Length (413 before reading) and while it streams
+(413 as soon as it passes the limit; nothing more is read). Dataset uploads may be up to
+`max_upload_bytes`, every other request up to `max_request_bytes`.
 """
 
+import json
 import secrets
 import shutil
 import tempfile
@@ -19,12 +27,132 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import ChainError, ContractRevert
 from ledger.ids import InvalidInput
 from node.service import NodeService, UnknownTask
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+MAX_REQUEST_BYTES = 1024 * 1024
+"""Body limit of every request but a dataset upload (they carry JSON or nothing)."""
+PUBLIC_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+UPLOAD_ROUTES = frozenset({("POST", "/datasets")})
+
+
+class EntryGuard:
+    """Refuse before reading: token from the headers, body bounded before and while read.
+
+    A pure ASGI middleware, outside FastAPI's body parsing (which would otherwise spool
+    a whole multipart upload to disk before any dependency runs). A refusal it answers
+    itself closes the connection when a body may still be on its way, so the server
+    does not go on draining it.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+    ) -> None:
+        self.app = app
+        self._token = token.encode()
+        self.max_upload_bytes = max_upload_bytes
+        self.max_request_bytes = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        length_header = headers.get(b"content-length")
+        body_expected = b"transfer-encoding" in headers or length_header not in (None, b"0")
+        if scope["path"] not in PUBLIC_PATHS and not self._authorised(headers):
+            await _refuse(
+                send,
+                401,
+                "Authorization",
+                "missing or bad bearer token",
+                close=body_expected,
+                extra=[(b"www-authenticate", b"Bearer")],
+            )
+            return
+        upload = (scope["method"], scope["path"]) in UPLOAD_ROUTES
+        limit = self.max_upload_bytes if upload else self.max_request_bytes
+        if length_header is not None:
+            try:
+                length = int(length_header)
+            except ValueError:
+                await _refuse(send, 400, "Content-Length", "not a number", close=True)
+                return
+            if length > limit:
+                await _refuse(send, 413, "body", _too_large(length, limit), close=True)
+                return
+        await self._bounded(scope, receive, send, limit)
+
+    def _authorised(self, headers: dict[bytes, bytes]) -> bool:
+        scheme, _, credentials = headers.get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and secrets.compare_digest(
+            credentials.strip(), self._token
+        )
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Run the app, answering 413 (and reading no further) once the body passes `limit`."""
+        received = 0
+        started = answered = False
+
+        async def bounded_receive() -> Message:
+            nonlocal received, answered
+            if answered:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    if not started:
+                        await _refuse(send, 413, "body", _too_large(received, limit), close=True)
+                    answered = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if answered and not started:
+                return  # refused above: whatever the app still answers is dropped
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, guarded_send)
+        except Exception:
+            if not answered:
+                raise  # the body was cut off: the app's complaint about it is moot
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"request body of {size} bytes or more exceeds the {limit}-byte limit"
+
+
+async def _refuse(
+    send: Send,
+    status: int,
+    field: str,
+    message: str,
+    *,
+    close: bool,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    body = json.dumps({"error": {"field": field, "message": message}}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class GrantRequest(BaseModel):
@@ -64,13 +192,25 @@ def _json_safe(value: Any) -> Any:
 
 
 def create_app(
-    service: NodeService, token: str, upload_dir: Path, max_upload_bytes: int = MAX_UPLOAD_BYTES
+    service: NodeService,
+    token: str,
+    upload_dir: Path,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    max_request_bytes: int = MAX_REQUEST_BYTES,
 ) -> FastAPI:
     app = FastAPI(
         title="provnet node API",
         version="1",
         description="Operator API of a provnet node: datasets, grants and tasks.",
     )
+    app.add_middleware(
+        EntryGuard,
+        token=token,
+        max_upload_bytes=max_upload_bytes,
+        max_request_bytes=max_request_bytes,
+    )
+    # Checked again per route (and shown in the OpenAPI document); `EntryGuard` has
+    # already refused a bad token before the body was read.
     bearer = HTTPBearer(auto_error=False)
 
     def authorised(
@@ -128,11 +268,8 @@ def create_app(
         staging = Path(tempfile.mkdtemp(dir=upload_dir))
         try:
             staged = staging / filename  # errors then name the operator's own file
-            with staged.open("wb") as out:
-                while chunk := file.file.read(1024 * 1024):
-                    out.write(chunk)
-                    if out.tell() > max_upload_bytes:  # stop reading, do not buffer it all
-                        raise InvalidInput("file", f"larger than {max_upload_bytes} bytes")
+            with staged.open("wb") as out:  # EntryGuard bounded the body it came in
+                shutil.copyfileobj(file.file, out, 1024 * 1024)
             return service.register_dataset(
                 name, staged, classification, identifier_columns=identifiers
             )

@@ -4,13 +4,43 @@
 holds paths and addresses only, never secrets: the keystore password comes from the
 environment variable it names, and the API token is stored in its own file readable
 by the operator alone.
+
+Fields added after version 1 was first written are optional (a file without them loads
+with the defaults below) and `provnet node init` writes them all:
+
+* ``accept_tasks_from`` (list of organisation ids, ``0x`` + 64 hex digits; default
+  ``[]``): organisations besides this node's own whose tasks may name this node in a
+  slot *without* a dataset (an aggregator/consumer seat). Such a seat costs the node gas
+  and inbox memory and serves the creator only, so a task from any other organisation
+  is refused on chain with ``NOT_INVITED`` before anything is opened. Provider slots
+  (with a dataset) are unaffected: they need a valid grant, as always.
+* ``inbox_max_task_bytes`` (default 256 MiB) and ``inbox_max_total_bytes`` (default
+  512 MiB): unread peer messages one task, and all tasks together, may hold in memory.
+  A message beyond either is refused with gRPC RESOURCE_EXHAUSTED naming the limit; a
+  task whose inbox cannot be opened because the total is reached is refused on chain
+  with ``NODE_AT_CAPACITY``.
+* ``peer_max_message_bytes`` (default 16 MiB): the largest protocol message a peer may
+  send (and this node sends); larger ones are refused before they are read in full.
+* ``peer_rate_messages`` (per second, default 200), ``peer_rate_burst`` (messages,
+  default 400) and ``peer_rate_bytes`` (per second, default 256 MiB): per-peer token
+  buckets on incoming gRPC calls; a peer over either gets RESOURCE_EXHAUSTED naming the
+  limit (its client backs off and retries until its send deadline).
+* ``api_max_upload_bytes`` (default 512 MiB): the largest request body of a dataset
+  upload; other API requests are limited to 1 MiB. A larger ``Content-Length`` is
+  answered 413 before any byte is read, a longer streamed body as soon as it passes.
+* ``api_tls_cert`` / ``api_tls_key`` (paths, default unset: plain HTTP on
+  ``api_listen``): serve the operator API over HTTPS with this certificate and key.
+  Set both, e.g. to ``tls/cert.pem`` and ``tls/key.pem`` to reuse the node's own TLS
+  identity (its certificate names the peer endpoint's host; clients must trust that
+  certificate, e.g. ``curl --cacert tls/cert.pem``), or to an operator-issued pair.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +48,8 @@ from ledger.ids import InvalidInput
 from ledger.jsonfile import read_json, write_json_atomic
 
 CONFIG_VERSION = 1
+
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -38,16 +70,35 @@ class NodeConfig:
     poll_interval: float = 1.0
     confirmations: int = 0
     protocol_timeout: float = 30.0  # how long a protocol step waits for a peer
+    # Optional since their introduction; see the module docstring.
+    accept_tasks_from: tuple[str, ...] = ()  # org ids allowed to seat this node without data
+    inbox_max_task_bytes: int = 256 * MIB
+    inbox_max_total_bytes: int = 512 * MIB
+    peer_max_message_bytes: int = 16 * MIB
+    peer_rate_messages: float = 200.0
+    peer_rate_burst: int = 400
+    peer_rate_bytes: float = 256.0 * MIB
+    api_max_upload_bytes: int = 512 * MIB
+    api_tls_cert: Path | None = None
+    api_tls_key: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         raw = asdict(self)
-        return {
-            "version": CONFIG_VERSION,
-            **{k: str(v) if isinstance(v, Path) else v for k, v in raw.items()},
-        }
+        values: dict[str, Any] = {}
+        for k, v in raw.items():
+            if isinstance(v, Path):
+                v = str(v)
+            elif isinstance(v, tuple):
+                v = list(v)
+            values[k] = v
+        return {"version": CONFIG_VERSION, **values}
 
     def save(self, path: Path) -> None:
         write_json_atomic(path, self.to_json())
+
+    def org_allow_list(self) -> frozenset[bytes]:
+        """`accept_tasks_from` as raw 32-byte organisation ids."""
+        return frozenset(bytes.fromhex(org[2:]) for org in self.accept_tasks_from)
 
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
@@ -55,37 +106,65 @@ class NodeConfig:
         if not isinstance(raw, dict) or raw.get("version") != CONFIG_VERSION:
             raise InvalidInput("config.version", f"expected {CONFIG_VERSION}")
         base = path.parent
+        defaults = {f.name for f in fields(cls) if f.default is not MISSING}
         values: dict[str, Any] = {}
         for name, kind in cls.__annotations__.items():
-            if name not in raw:
-                if name in ("poll_interval", "confirmations", "protocol_timeout"):
+            field = f"config.{name}"
+            if name not in raw or (raw[name] is None and kind == "Path | None"):
+                if name in defaults:
                     continue
-                raise InvalidInput(f"config.{name}", "missing")
+                raise InvalidInput(field, "missing")
             value = raw[name]
-            if kind == "Path":
+            if kind in ("Path", "Path | None"):
                 if not isinstance(value, str) or not value:
-                    raise InvalidInput(f"config.{name}", f"expected a path, got {value!r}")
+                    raise InvalidInput(field, f"expected a path, got {value!r}")
                 values[name] = (base / value) if not Path(value).is_absolute() else Path(value)
             elif kind == "float":
                 if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                    raise InvalidInput(
-                        f"config.{name}", f"expected a positive number, got {value!r}"
-                    )
+                    raise InvalidInput(field, f"expected a positive number, got {value!r}")
                 values[name] = float(value)
             elif kind == "int":
                 if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    raise InvalidInput(f"config.{name}", f"expected an integer >= 0, got {value!r}")
+                    raise InvalidInput(field, f"expected an integer >= 0, got {value!r}")
+                if name in POSITIVE_INTS and value == 0:
+                    raise InvalidInput(field, f"expected an integer > 0, got {value!r}")
                 values[name] = value
+            elif kind == "tuple[str, ...]":
+                values[name] = _org_ids(value, field)
             else:
                 if not isinstance(value, str) or not value:
-                    raise InvalidInput(f"config.{name}", f"expected text, got {value!r}")
+                    raise InvalidInput(field, f"expected text, got {value!r}")
                 values[name] = value
         for name in ("peer_listen", "peer_endpoint", "api_listen"):
             parse_host_port(values[name], f"config.{name}")
+        if ("api_tls_cert" in values) != ("api_tls_key" in values):
+            missing = "api_tls_key" if "api_tls_cert" in values else "api_tls_cert"
+            raise InvalidInput(f"config.{missing}", "api_tls_cert and api_tls_key go together")
         return cls(**values)
 
     def api_token(self) -> str:
         return self.api_token_file.read_text().strip()
+
+
+POSITIVE_INTS = frozenset(
+    {
+        "inbox_max_task_bytes",
+        "inbox_max_total_bytes",
+        "peer_max_message_bytes",
+        "peer_rate_burst",
+        "api_max_upload_bytes",
+    }
+)
+ORG_ID = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+
+def _org_ids(value: object, field: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise InvalidInput(field, f"expected a list of organisation ids, got {value!r}")
+    for i, org in enumerate(value):
+        if not isinstance(org, str) or not ORG_ID.match(org):
+            raise InvalidInput(f"{field}[{i}]", f"expected 0x and 64 hex digits, got {org!r}")
+    return tuple(org.lower() for org in value)
 
 
 def parse_host_port(value: str, field: str) -> tuple[str, int]:

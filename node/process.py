@@ -11,17 +11,21 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import uvicorn
 
 from ledger.chain import Chain
 from ledger.clients import Clients
+from ledger.clients.tasks import Reason
 from ledger.deployment import Deployment
 from ledger.ids import InvalidInput
 from ledger.keys import password_from, read_keystore
 from ledger.transactions import Sender
+from node.admission import TaskRefused
 from node.algorithms import stats
 from node.algorithms.package import package_of
 from node.api import create_app
@@ -31,7 +35,7 @@ from node.dataset_store import DatasetStore
 from node.evidence.store import EvidenceStore
 from node.identity import TlsIdentity
 from node.peer.channel import GrpcChannel
-from node.peer.server import PeerServer
+from node.peer.server import Inbox, InboxAtCapacity, PeerServer
 from node.peer.trust import ChainTrust
 from node.runner import TaskRunner
 from node.service import NodeService
@@ -50,6 +54,19 @@ class Node:
     runner: TaskRunner
     server: PeerServer
     trust: ChainTrust
+
+
+def inbox_opener(inbox: Inbox) -> Callable[[bytes, list[str]], None]:
+    """The runner's `prepare_transport`: a task the inbox has no room for is refused on
+    chain as NODE_AT_CAPACITY instead of being accepted."""
+
+    def open_inbox(task_id: bytes, participants: list[str]) -> None:
+        try:
+            inbox.open_task(task_id, participants)
+        except InboxAtCapacity as exc:
+            raise TaskRefused(Reason.NODE_AT_CAPACITY, str(exc)) from None
+
+    return open_inbox
 
 
 def build_node(config: NodeConfig) -> Node:
@@ -72,7 +89,17 @@ def build_node(config: NodeConfig) -> Node:
     datasets = DatasetStore(config.data_dir / "datasets")
     trust = ChainTrust(clients.consortium, poll_interval=config.poll_interval)
     server = PeerServer(
-        identity, account.address, trust, listen=config.peer_listen, evidence=evidence
+        identity,
+        account.address,
+        trust,
+        listen=config.peer_listen,
+        evidence=evidence,
+        max_message_bytes=config.peer_max_message_bytes,
+        max_task_bytes=config.inbox_max_task_bytes,
+        max_total_bytes=config.inbox_max_total_bytes,
+        rate_messages=config.peer_rate_messages,
+        rate_burst=config.peer_rate_burst,
+        rate_bytes=config.peer_rate_bytes,
     )
 
     def open_channel(task_id: bytes, peers: list[str]) -> Channel:
@@ -97,9 +124,10 @@ def build_node(config: NodeConfig) -> Node:
         first_block=deployment.first_block,
         confirmations=config.confirmations,
         protocol_timeout=config.protocol_timeout,
-        prepare_transport=server.inbox.open_task,
+        prepare_transport=inbox_opener(server.inbox),
         release_transport=server.inbox.close_task,
         account=account,
+        accept_tasks_from=config.org_allow_list(),
     )
     service = NodeService(
         clients,
@@ -112,6 +140,14 @@ def build_node(config: NodeConfig) -> Node:
     return Node(config, service, runner, server, trust)
 
 
+def api_server_config(config: NodeConfig, app: Any, host: str, port: int) -> uvicorn.Config:
+    """uvicorn's settings for the operator API: HTTPS when the config names a key pair."""
+    tls: dict[str, Any] = {}
+    if config.api_tls_cert is not None and config.api_tls_key is not None:
+        tls = {"ssl_certfile": str(config.api_tls_cert), "ssl_keyfile": str(config.api_tls_key)}
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", **tls)
+
+
 def run_node(config: NodeConfig) -> int:
     node = build_node(config)
     stop = threading.Event()
@@ -122,8 +158,13 @@ def run_node(config: NodeConfig) -> int:
     )
     runner_thread.start()
     host, port = parse_host_port(config.api_listen, "config.api_listen")
-    app = create_app(node.service, config.api_token(), config.data_dir / "uploads")
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    app = create_app(
+        node.service,
+        config.api_token(),
+        config.data_dir / "uploads",
+        max_upload_bytes=config.api_max_upload_bytes,
+    )
+    server = uvicorn.Server(api_server_config(config, app, host, port))
 
     # uvicorn turns SIGTERM/SIGINT into a graceful exit of `server.run()`, then restores
     # the previous handlers and re-raises the signal: these handlers receive it, so the
@@ -132,7 +173,8 @@ def run_node(config: NodeConfig) -> int:
         signal.signal(sig, lambda _sig, _frame: stop.set())
     print(
         f"node {node.runner.address} running: "
-        f"peers on {node.server.listen}, API on {config.api_listen}",
+        f"peers on {node.server.listen}, API on "
+        f"{'https' if config.api_tls_cert else 'http'}://{config.api_listen}",
         flush=True,
     )
     try:

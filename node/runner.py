@@ -50,7 +50,7 @@ from ledger.clients import Clients
 from ledger.clients.tasks import Participant, Reason, TaskState
 from ledger.errors import ContractRevert
 from ledger.events import Event, EventReader, Source
-from ledger.ids import InvalidInput
+from ledger.ids import InvalidInput, log_id_for
 from ledger.task_params import ParamsEnvelope
 from node.admission import TaskRefused, check_task, dataset_levels, participant_slot
 from node.algorithms import output_policy
@@ -102,9 +102,14 @@ def no_input_commitment(task_id: bytes, node: str) -> bytes:
     return digest_json("no-input", {"task": task_id.hex(), "node": node.lower()})
 
 
+def evidence_log_name(task_id: bytes) -> bytes:
+    """The name under which a node creates the AnchorLog of one task's transcript."""
+    return digest_json("evidence-log", {"task": task_id.hex()})
+
+
 def evidence_log_id(node: str, task_id: bytes) -> bytes:
-    """The AnchorLog id under which a node checkpoints one task's transcript."""
-    return digest_json("evidence-log", {"node": node.lower(), "task": task_id.hex()})
+    """The AnchorLog id of a node's log of one task's transcript (namespaced by the node)."""
+    return log_id_for(node, evidence_log_name(task_id))
 
 
 CRASH_ENV = "PROVNET_FAULT_CRASH_AT"
@@ -164,6 +169,9 @@ class TaskRunner:
     # What this node has disclosed to each grantee (differencing checks, DP budget);
     # by default kept in the evidence store's database.
     history: QueryHistory | None = None
+    # Organisations besides this node's own that may give it a seat without a dataset
+    # (node config `accept_tasks_from`); see `node.admission.check_invited`.
+    accept_tasks_from: frozenset[bytes] = frozenset()
     _queries: QueryHistory = field(init=False)
     _cursor: int = field(default=-1, init=False)
     _workers: dict[bytes, threading.Thread] = field(default_factory=dict, init=False)
@@ -235,13 +243,13 @@ class TaskRunner:
             return False
         try:
             self.check(task_id)
+            self._prepare(task_id)  # may refuse too: no inbox room (NODE_AT_CAPACITY)
         except TaskRefused as refusal:
             log.warning("refusing task 0x%s: %s", task_id.hex(), refusal)
             reason = refusal.reason
             self.state.advance(task_id, "refused", error=str(refusal))
             self._chain_once(task_id, "refuse", lambda: self.clients.tasks.refuse(task_id, reason))
             return False
-        self._prepare(task_id)
         self._chain_once(task_id, "accept", lambda: self.clients.tasks.accept(task_id))
         crash_point("accepted")
         self.state.advance(task_id, "accepted")
@@ -271,7 +279,9 @@ class TaskRunner:
             held = self.datasets.load(dataset_id, version)
             return None if held is None else held.data
 
-        check_task(self.clients, task_id, self.address, self.algorithms, load)
+        check_task(
+            self.clients, task_id, self.address, self.algorithms, load, self.accept_tasks_from
+        )
 
     # execution ------------------------------------------------------------------
 
@@ -517,9 +527,13 @@ class TaskRunner:
     def _checkpoint_transcript(self, task_id: bytes, size: int, root: bytes) -> None:
         anchors = self.clients.anchors
         log_id = evidence_log_id(self.address, task_id)
-        if anchors.latest(log_id)[0] >= size:
+        latest = anchors.latest(log_id)[0]
+        if latest >= size:
             return
-        receipt = anchors.checkpoint(log_id, size, root)
+        if latest == 0:  # the node's own log for this task: nobody else can create it
+            receipt = anchors.create_log(evidence_log_name(task_id), size, root)
+        else:
+            receipt = anchors.checkpoint(log_id, size, root)
         self.evidence.record_anchor(
             task_id, "checkpoint", size, root, bytes(receipt["transactionHash"])
         )

@@ -23,7 +23,15 @@ from ledger.clients.datasets import DatasetVersion
 from ledger.clients.tasks import Participant, TaskState
 from ledger.errors import ContractRevert
 from ledger.events import EventReader, Source
-from ledger.ids import InvalidInput, as_address, as_bytes32, hex32, name_id
+from ledger.ids import (
+    InvalidInput,
+    as_address,
+    as_bytes32,
+    dataset_id_for,
+    hex32,
+    name_id,
+    task_id_for,
+)
 from ledger.task_params import ParamsEnvelope
 from node.algorithms import output_policy
 from node.algorithms.package import package_of
@@ -69,7 +77,8 @@ class NodeService:
         say = progress or (lambda _: None)
         if not 1 <= classification <= 4:
             raise InvalidInput("classification", f"must be 1..4, got {classification}")
-        dataset_id = name_id("dataset", f"{self.org_id.hex()}/{name}")
+        dataset_name = name_id("dataset", name)  # the id is namespaced by the org on chain
+        dataset_id = dataset_id_for(self.org_id, dataset_name)
         say(f"importing {path.name}")
         data = import_file(path, identifier_columns=identifier_columns)
         say(f"{data.row_count} rows read; commitment computed")
@@ -99,7 +108,7 @@ class NodeService:
             data.merkle_root, data.row_count, data.schema_digest, classification
         )
         if latest == 0:
-            registry.register(dataset_id, commitment, f"provnet://{name}")
+            registry.register(dataset_name, commitment, f"provnet://{name}")
         else:
             registry.add_version(dataset_id, commitment, f"provnet://{name}")
         say(f"registered version {version} on chain")
@@ -232,7 +241,8 @@ class NodeService:
             )
         self._check_output_policy(module, parsed, slots)
         canonical_params = parsed.to_json()
-        task_id = name_id("task", f"{self.org_id.hex()}/{request_id}")
+        request_key = name_id("task", request_id)  # the id is namespaced by the org on chain
+        task_id = task_id_for(self.org_id, request_key)
         tasks = self.clients.tasks
         if tasks.state(task_id) == TaskState.NONE:
             # A retry reuses the salt already recorded, so the commitment stays the same.
@@ -248,7 +258,7 @@ class NodeService:
                 self.state.ensure(task_id, role="aggregator", params=envelope.to_json())
             digest = package_of(module).digest
             deadline = self._chain_time() + valid_for_seconds
-            tasks.create(task_id, digest, envelope.digest, deadline, slots)
+            tasks.create(request_key, digest, envelope.digest, deadline, slots)
         return self.task_status(task_id)
 
     def _check_output_policy(

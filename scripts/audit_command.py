@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auditor.replay import task_history
+from auditor.replay import deployment_checks, task_history
 from auditor.verifier import verify_task
 from ledger.chain import Chain
 from ledger.clients import Clients
@@ -92,7 +92,10 @@ def audit_verify(args: argparse.Namespace) -> int:
     params = load_params(getattr(args, "params", None))
     chain, deployment, task_id = _open(args)
     history = task_history(chain, deployment, task_id, args.confirmations)
-    checks = verify_task(history, transcripts, params)
+    # The manifest's claims (artifact digests) were checked in `_open`; these check the
+    # chain itself: the code at its addresses and how the contracts point at each other.
+    bound = deployment_checks(chain, deployment, args.confirmations)
+    checks = verify_task(history, transcripts, params, deployment=bound)
     verified = all(c.passed for c in checks)
     outcome = next(
         (c.evidence["outcome"] for c in checks if "outcome" in c.evidence),

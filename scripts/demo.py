@@ -27,9 +27,9 @@ from ledger.clients import Clients
 from ledger.clients.algorithms import AlgorithmKind
 from ledger.clients.datasets import DatasetVersion
 from ledger.clients.tasks import Participant
-from ledger.deploy import GenesisMember, deploy
+from ledger.deploy import GenesisMember, Governance, deploy
 from ledger.deployment import Deployment
-from ledger.ids import name_id
+from ledger.ids import dataset_id_for, name_id, task_id_for
 from ledger.keys import new_account
 from ledger.roles import Role
 from ledger.transactions import Sender
@@ -106,7 +106,7 @@ def run_scenario(
         chain.fund(account.address, FUNDING)
     org_ids = {name: name_id("org", name) for name, _ in ORGS}
     genesis = [GenesisMember(org_ids[n], n, roles, admins[n].address) for n, roles in ORGS]
-    deployment = deploy(chain, sender_for(chain, deployer), 50, genesis)
+    deployment = deploy(chain, sender_for(chain, deployer), Governance.dev(50), genesis)
     say(f"deployed 6 contracts; Consortium at {deployment.address('Consortium')}")
 
     admin_clients = {
@@ -141,9 +141,10 @@ def run_scenario(
             path = Path(tmp) / f"{name.replace(' ', '_').lower()}.csv"
             write_csv(path, seed, 200)
             data = import_csv(path)
-            dataset_id = name_id("dataset", f"{name}/accounts")
+            dataset_name = name_id("dataset", f"{name}/accounts")
+            dataset_id = dataset_id_for(org_ids[name], dataset_name)
             admin_clients[name].datasets.register(
-                dataset_id,
+                dataset_name,
                 DatasetVersion(data.merkle_root, data.row_count, data.schema_digest, 3),
                 f"file://{path.name}",
             )
@@ -164,7 +165,8 @@ def run_scenario(
     }
     say("grants: Bank B and the Regulator allow Bank A 3 uses for fraud-analytics")
 
-    task_id = name_id("task", f"demo-{time.time_ns()}")
+    request_id = name_id("task", f"demo-{time.time_ns()}")
+    task_id = task_id_for(org_ids["Bank A"], request_id)
     params_digest = digest_json("task-params", {})
     slots = [
         Participant(nodes["Bank A"].address, dataset_ids["Bank A"], 1),
@@ -172,7 +174,7 @@ def run_scenario(
         Participant(nodes["Regulator"].address, dataset_ids["Regulator"], 1, grants["Regulator"]),
     ]
     deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 3_600
-    node_clients["Bank A"].tasks.create(task_id, package.digest, params_digest, deadline, slots)
+    node_clients["Bank A"].tasks.create(request_id, package.digest, params_digest, deadline, slots)
     say(f"task {short(task_id)} created by Bank A")
     for participant in participants.values():
         if not participant.accept_or_refuse(task_id):

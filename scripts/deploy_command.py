@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.chain import Chain
-from ledger.deploy import GenesisMember, deploy, validate
+from ledger.deploy import GenesisMember, Governance, deploy, validate
 from ledger.ids import InvalidInput, as_bytes32, name_id
 from ledger.jsonfile import read_json
 from ledger.keys import new_account, password_from, read_keystore
@@ -17,10 +17,21 @@ from ledger.transactions import Sender
 DEV_FUNDING_WEI = 10**21
 
 
-def load_genesis(path: Path) -> tuple[int, list[GenesisMember]]:
+#: Genesis-file keys of the governance settings other than the threshold, with their
+#: `Governance` fields. Each is optional; the default is the recommended production value.
+_GOVERNANCE_KEYS = (
+    ("minApprovals", "min_approvals"),
+    ("proposalLifetimeSeconds", "proposal_lifetime_seconds"),
+    ("timelockSeconds", "timelock_seconds"),
+)
+
+
+def load_genesis(path: Path) -> tuple[Governance, list[GenesisMember]]:
     """Parse and fully validate a genesis file before anything touches a chain.
 
-    Format: {"thresholdPercent": 50, "members": [{"name": "Bank A",
+    Format: {"thresholdPercent": 67, "minApprovals": 2 (optional),
+    "proposalLifetimeSeconds": 604800 (optional), "timelockSeconds": 172800 (optional;
+    0 only on development chains), "members": [{"name": "Bank A",
     "roles": "provider,consumer", "admin": "0x...", "orgId": "0x..." (optional)}]}
     """
     raw: Any = read_json(path, "genesis")
@@ -29,6 +40,14 @@ def load_genesis(path: Path) -> tuple[int, list[GenesisMember]]:
     threshold = raw.get("thresholdPercent")
     if not isinstance(threshold, int) or isinstance(threshold, bool):
         raise InvalidInput("thresholdPercent", f"expected an integer 1..100, got {threshold!r}")
+    settings: dict[str, int] = {"threshold_percent": threshold}
+    for key, field in _GOVERNANCE_KEYS:
+        if key in raw:
+            value = raw[key]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidInput(key, f"expected an integer, got {value!r}")
+            settings[field] = value
+    governance = Governance(**settings)
     members_raw = raw.get("members")
     if not isinstance(members_raw, list):
         raise InvalidInput("members", "expected a list of organisations")
@@ -52,11 +71,11 @@ def load_genesis(path: Path) -> tuple[int, list[GenesisMember]]:
             else name_id("org", name)
         )
         members.append(GenesisMember(org_id, name, roles, str(entry.get("admin"))))
-    return threshold, validate(threshold, members)
+    return governance, validate(governance, members)
 
 
 def deploy_command(args: argparse.Namespace) -> int:
-    threshold, members = load_genesis(args.genesis)
+    governance, members = load_genesis(args.genesis)
     if bool(args.keystore) == bool(args.dev_account):
         raise InvalidInput("--keystore/--dev-account", "give exactly one")
     chain = Chain.connect(args.chain)
@@ -65,7 +84,7 @@ def deploy_command(args: argparse.Namespace) -> int:
     else:
         account = new_account()
         chain.fund(account.address, DEV_FUNDING_WEI)
-    deployment = deploy(chain, Sender(chain, account), threshold, members)
+    deployment = deploy(chain, Sender(chain, account), governance, members)
     deployment.save(args.out)
     print(f"deployed to chain {chain.chain_id}; manifest written to {args.out}")
     return 0

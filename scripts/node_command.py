@@ -19,7 +19,12 @@ CONFIG_NAME = "node.json"
 
 
 def node_init(args: argparse.Namespace) -> int:
-    """Create keys, TLS identity, API token and config in a new directory; never overwrite."""
+    """Create keys, TLS identity, API token and config in a new directory; never overwrite.
+
+    The config is written with every field, the optional ones at their defaults (no
+    `accept_tasks_from` organisations, the inbox, peer-rate and upload limits, plain HTTP
+    for the operator API): see `node.config` for what each means.
+    """
     directory: Path = args.dir
     if (directory / CONFIG_NAME).exists():
         raise InvalidInput("dir", f"{directory} already holds a node ({CONFIG_NAME} exists)")

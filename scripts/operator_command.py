@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -29,11 +30,19 @@ class ApiError(InvalidInput):
 
 
 def _client(config_path: Path) -> httpx.Client:
+    """A client for the node's operator API: HTTPS trusting exactly the configured
+    certificate when the node serves TLS (``api_tls_cert``), plain HTTP otherwise."""
     config = NodeConfig.load(config_path)
+    verify: ssl.SSLContext | bool = True
+    scheme = "http"
+    if config.api_tls_cert is not None:
+        scheme = "https"
+        verify = ssl.create_default_context(cafile=str(config.api_tls_cert))
     return httpx.Client(
-        base_url=f"http://{config.api_listen}",
+        base_url=f"{scheme}://{config.api_listen}",
         headers={"Authorization": f"Bearer {config.api_token()}"},
         timeout=httpx.Timeout(600.0, connect=5.0),
+        verify=verify,
     )
 
 

@@ -14,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 
 from ledger.chain import Chain
 from ledger.clients import Clients
-from ledger.deploy import GenesisMember, deploy
+from ledger.deploy import GenesisMember, Governance, deploy
 from ledger.deployment import Deployment
 from ledger.ids import name_id
 from ledger.keys import new_account
@@ -74,7 +74,7 @@ def build_consortium(chain: Chain) -> Consortium:
         GenesisMember(name_id("org", name), name, roles, accounts[name][0].address)
         for name, roles in GENESIS
     ]
-    deployment = deploy(chain, Sender(chain, deployer), THRESHOLD_PERCENT, genesis)
+    deployment = deploy(chain, Sender(chain, deployer), Governance.dev(THRESHOLD_PERCENT), genesis)
     orgs = {}
     for (name, roles), member in zip(GENESIS, genesis, strict=True):
         admin, node = accounts[name]

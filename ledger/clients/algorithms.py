@@ -6,7 +6,7 @@ from enum import IntEnum
 
 from web3.types import TxReceipt
 
-from ledger.clients.base import ContractClient
+from ledger.clients.consortium import BallotClient
 from ledger.ids import as_bytes32
 
 
@@ -26,13 +26,18 @@ class AlgorithmStatus(IntEnum):
     DEPRECATED = 3
 
 
-class AlgorithmRegistryClient(ContractClient):
+class AlgorithmRegistryClient(BallotClient):
     contract_name = "AlgorithmRegistry"
 
     def propose(self, digest: bytes, name: str, version: str, kind: AlgorithmKind) -> TxReceipt:
+        """Propose for approval (the caller votes too); the proposal: `latest_proposal`."""
         return self._transact(
             "proposeAlgorithm", as_bytes32(digest, "algorithm digest"), name, version, int(kind)
         )
+
+    def latest_proposal(self, digest: bytes) -> bytes:
+        """The latest approval or deprecation proposal about `digest` (zero bytes if none)."""
+        return bytes(self._call("latestProposal", as_bytes32(digest, "algorithm digest")))
 
     def approve(self, digest: bytes) -> TxReceipt:
         return self._transact("approveAlgorithm", as_bytes32(digest, "algorithm digest"))

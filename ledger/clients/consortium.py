@@ -24,6 +24,79 @@ class NodeStatus(IntEnum):
     REVOKED = 2
 
 
+class ProposalState(IntEnum):
+    """`ConsortiumVoting.ProposalState`; EXECUTED, EXPIRED, VETOED and CANCELLED are final."""
+
+    NONE = 0
+    VOTING = 1
+    QUEUED = 2
+    EXECUTED = 3
+    EXPIRED = 4
+    VETOED = 5
+    CANCELLED = 6
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """A proposal's ballot: `expires_at` moves to `eta + lifetime` once queued."""
+
+    state: ProposalState
+    votes: int
+    objections: int
+    expires_at: int
+    eta: int
+
+
+@dataclass(frozen=True)
+class Governance:
+    """The consortium's governance settings, as deployed."""
+
+    threshold_percent: int
+    min_approvals: int
+    proposal_lifetime_seconds: int
+    timelock_seconds: int
+
+
+class BallotClient(ContractClient):
+    """Proposal lifecycle (`ConsortiumVoting`) of `Consortium` and `AlgorithmRegistry`."""
+
+    def execute(self, proposal_id: bytes) -> TxReceipt:
+        """Apply a queued proposal once its timelock has elapsed (anyone may call)."""
+        return self._transact("execute", as_bytes32(proposal_id, "proposal_id"))
+
+    def object(self, proposal_id: bytes) -> TxReceipt:
+        """Object to a queued proposal during its timelock (cancels at `minApprovals`)."""
+        return self._transact("object", as_bytes32(proposal_id, "proposal_id"))
+
+    def veto(self, proposal_id: bytes) -> TxReceipt:
+        """Veto an open proposal (caller: admin of an organisation with the REGULATOR role)."""
+        return self._transact("veto", as_bytes32(proposal_id, "proposal_id"))
+
+    def expire(self, proposal_id: bytes) -> TxReceipt:
+        """Record that an open proposal has expired (anyone may call)."""
+        return self._transact("expire", as_bytes32(proposal_id, "proposal_id"))
+
+    def proposal_state(self, proposal_id: bytes) -> ProposalState:
+        return ProposalState(self._call("proposalState", as_bytes32(proposal_id, "proposal_id")))
+
+    def ballot(self, proposal_id: bytes) -> Ballot:
+        state, votes, objections, expires_at, eta = self._call(
+            "proposalBallot", as_bytes32(proposal_id, "proposal_id")
+        )
+        return Ballot(ProposalState(state), int(votes), int(objections), int(expires_at), int(eta))
+
+    def has_objected(self, proposal_id: bytes, org_id: bytes) -> bool:
+        return bool(
+            self._call(
+                "hasObjected", as_bytes32(proposal_id, "proposal_id"), as_bytes32(org_id, "org_id")
+            )
+        )
+
+    def required_votes(self) -> int:
+        """Votes that carry a proposal now: max(ceil(members x threshold / 100), minApprovals)."""
+        return int(self._call("requiredVotes"))
+
+
 @dataclass(frozen=True)
 class NodeInfo:
     org_id: bytes
@@ -33,7 +106,7 @@ class NodeInfo:
     tee_measurement: bytes
 
 
-class ConsortiumClient(ContractClient):
+class ConsortiumClient(BallotClient):
     contract_name = "Consortium"
 
     def propose_member(self, org_id: bytes, name: str, roles: int, admin: str) -> bytes:
@@ -110,6 +183,25 @@ class ConsortiumClient(ContractClient):
 
     def threshold_percent(self) -> int:
         return int(self._call("thresholdPercent"))
+
+    def governance(self) -> Governance:
+        threshold, min_approvals, lifetime, timelock = self._call("governance")
+        return Governance(int(threshold), int(min_approvals), int(lifetime), int(timelock))
+
+    def member_count(self) -> int:
+        """Non-removed organisations (Active or Suspended): the electorate of every ballot."""
+        return int(self._call("memberCount"))
+
+    def open_proposal(self, org_id: bytes) -> bytes:
+        """The open proposal about `org_id` (32 zero bytes if none; check `proposal_state`)."""
+        return bytes(self._call("openProposal", as_bytes32(org_id, "org_id")))
+
+    def proposal_subject(self, proposal_id: bytes) -> tuple[int, bytes, int, str]:
+        """(action 0 admit / 1 suspend / 2 reinstate, org id, roles, admin) of a proposal."""
+        action, org, roles, admin = self._call(
+            "proposalSubject", as_bytes32(proposal_id, "proposal_id")
+        )
+        return int(action), bytes(org), int(roles), str(admin)
 
     def has_voted(self, proposal_id: bytes, org_id: bytes) -> bool:
         return bool(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from web3.types import TxReceipt
 
 from ledger.clients.base import ContractClient
-from ledger.ids import InvalidInput, as_bytes32
+from ledger.ids import InvalidInput, as_bytes32, dataset_id_for
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,27 @@ def _classification(level: int) -> int:
 class DatasetRegistryClient(ContractClient):
     contract_name = "DatasetRegistry"
 
+    @staticmethod
+    def dataset_id_for(owner_org: bytes, name: bytes) -> bytes:
+        """The id `registerDataset(name, ...)` gives a dataset of `owner_org` (computed locally)."""
+        return dataset_id_for(owner_org, name)
+
+    def dataset_id_on_chain(self, owner_org: bytes, name: bytes) -> bytes:
+        """The contract's own `datasetIdFor`, to check the local derivation against."""
+        return bytes(
+            self._call("datasetIdFor", as_bytes32(owner_org, "owner_org"), as_bytes32(name, "name"))
+        )
+
     def register(
         self,
-        dataset_id: bytes,
+        name: bytes,
         version: DatasetVersion,
         metadata_uri: str = "",
     ) -> TxReceipt:
+        """Registers the dataset `dataset_id_for(<caller's org>, name)` with its version 1."""
         return self._transact(
             "registerDataset",
-            as_bytes32(dataset_id, "dataset_id"),
+            as_bytes32(name, "name"),
             as_bytes32(version.merkle_root, "merkle_root"),
             version.row_count,
             as_bytes32(version.schema_digest, "schema_digest"),

@@ -8,7 +8,7 @@ from enum import IntEnum
 from web3.types import TxReceipt
 
 from ledger.clients.base import ContractClient
-from ledger.ids import InvalidInput, as_address, as_bytes32
+from ledger.ids import InvalidInput, as_address, as_bytes32, task_id_for
 
 
 class TaskState(IntEnum):
@@ -22,7 +22,12 @@ class TaskState(IntEnum):
 
 
 class Reason(IntEnum):
-    """Failure reason codes; below 100 the contract's own, from 100 node-reported."""
+    """Failure reason codes; below 100 the contract's own, from 100 node-reported.
+
+    A caller reporting a code below `MIN_REPORTED_REASON` is refused on chain
+    (`ReservedReasonCode`) unless the contract detects such a lapse itself, in which case
+    the detected code is recorded.
+    """
 
     GRANT_REVOKED = 1
     PARTICIPANT_INACTIVE = 2
@@ -40,6 +45,11 @@ class Reason(IntEnum):
     PROVIDER_NOT_INDEPENDENT = 108  # another provider belongs to the creator organisation
     TOO_FEW_PROVIDER_ORGS = 109  # fewer provider organisations than the policy's minimum
     PRIVACY_BUDGET_EXHAUSTED = 110  # grant's epsilon budget or the query history is spent
+    NOT_INVITED = 111  # a data-less seat in a task of an org the node does not accept tasks from
+    NODE_AT_CAPACITY = 112  # the node's inbox memory for all tasks is full: no inbox for this one
+
+
+MIN_REPORTED_REASON = 100  # TaskRegistry.MIN_REPORTED_REASON
 
 
 @dataclass(frozen=True)
@@ -84,22 +94,45 @@ class ParticipantStatus:
 class TaskRegistryClient(ContractClient):
     contract_name = "TaskRegistry"
 
+    @staticmethod
+    def task_id_for(creator_org: bytes, request_id: bytes) -> bytes:
+        """The id `createTask(request_id, ...)` gives a task of `creator_org` (computed locally)."""
+        return task_id_for(creator_org, request_id)
+
+    def task_id_on_chain(self, creator_org: bytes, request_id: bytes) -> bytes:
+        """The contract's own `taskIdFor`, to check the local derivation against."""
+        return bytes(
+            self._call(
+                "taskIdFor",
+                as_bytes32(creator_org, "creator_org"),
+                as_bytes32(request_id, "request_id"),
+            )
+        )
+
     def create(
         self,
-        task_id: bytes,
+        request_id: bytes,
         algorithm_digest: bytes,
         params_digest: bytes,
         deadline: int,
         participants: list[Participant],
     ) -> TxReceipt:
+        """Creates the task `task_id_for(<caller's org>, request_id)`; see `created_id`."""
         return self._transact(
             "createTask",
-            as_bytes32(task_id, "task_id"),
+            as_bytes32(request_id, "request_id"),
             as_bytes32(algorithm_digest, "algorithm_digest"),
             as_bytes32(params_digest, "params_digest"),
             deadline,
             [p.as_tuple(i) for i, p in enumerate(participants)],
         )
+
+    def created_id(self, receipt: TxReceipt) -> bytes:
+        """The task id a `create` receipt's `TaskCreated` event names."""
+        return bytes(self.events_in(receipt, "TaskCreated")[0]["taskId"])
+
+    def max_task_duration(self) -> int:
+        return int(self._call("maxTaskDuration"))
 
     def accept(self, task_id: bytes) -> TxReceipt:
         return self._transact("acceptTask", as_bytes32(task_id, "task_id"))

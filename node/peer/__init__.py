@@ -25,6 +25,8 @@ TASK_ID_BYTES = 32
 MAX_STEP_CHARS = 128
 ENVELOPE_OVERHEAD = 4096
 """Bytes allowed on the wire beyond the payload limit: task id, step, sender, framing."""
+RETRY_AFTER_KEY = "provnet-retry-after-ms"
+"""Trailing metadata of a rate-limit refusal: milliseconds the caller should wait."""
 
 
 def check_envelope(task_id: bytes, step: str, sender: str, payload_size: int, limit: int) -> str:

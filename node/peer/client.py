@@ -7,7 +7,8 @@ formally satisfied by overriding the target name with a name the certificate car
 because the pin already says everything the name could.
 
 `deliver` retries what is transient (the peer is not reachable yet, or has not opened
-the task yet) with exponential backoff until the deadline, and names what is not. The
+the task yet, or asks this node to slow down: a rate-limit refusal carrying a
+`provnet-retry-after-ms` trailer) with backoff until the deadline, and names what is not. The
 same channel carries `GetEvidence` (see `node.peer.evidence_service.fetch_evidence`).
 """
 
@@ -24,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from node.channel import ChannelError
 from node.identity import TlsIdentity
-from node.peer import ENVELOPE_OVERHEAD, peer_pb2, peer_pb2_grpc
+from node.peer import ENVELOPE_OVERHEAD, RETRY_AFTER_KEY, peer_pb2, peer_pb2_grpc
 from node.peer.trust import CertificateUnavailable, PeerNotTrusted, TrustedPeer, split_endpoint
 
 INITIAL_BACKOFF = 0.05
@@ -141,11 +142,25 @@ def deliver(
         except grpc.RpcError as exc:
             call = cast("grpc.Call", exc)
             code, details = call.code(), call.details() or ""
-            if code not in RETRYABLE:
+            wait = retry_after(call) if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
+            if code not in RETRYABLE and wait is None:
                 raise PeerRejected(peer, envelope.step, code, details) from None
             last = f"{code.name}: {details}"
+            if wait is not None:
+                backoff = max(backoff, wait)
         sleep(max(0.0, min(backoff, deadline - time.monotonic())))
         backoff = min(backoff * 2, MAX_BACKOFF)
+
+
+def retry_after(call: grpc.Call) -> float | None:
+    """Seconds a rate-limited peer asked us to wait (its trailer), None if it did not."""
+    for key, value in call.trailing_metadata() or ():
+        if key == RETRY_AFTER_KEY:
+            try:
+                return max(0.0, min(float(value) / 1000, MAX_BACKOFF))
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 def target_name(cert_pem: bytes, host: str) -> str:

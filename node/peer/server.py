@@ -11,8 +11,17 @@ Two gates, because either alone is not enough:
    and the envelope's sender must be the node that certificate is registered for.
    Failing that, the call is refused with PERMISSION_DENIED and a message naming why.
 
+Before the envelope is looked at, the caller's per-peer rate is charged (`PeerRateLimiter`:
+messages and bytes per second, token buckets keyed by the authenticated node); a peer
+over its rate gets RESOURCE_EXHAUSTED naming the limit, with a `provnet-retry-after-ms`
+trailer its client honours.
+
 Then the envelope is checked field by field (INVALID_ARGUMENT naming the field) and filed
 in the `Inbox` under (task, sender, step). Nothing is stored unless every check passed.
+The inbox bounds what it holds per task (`max_task_bytes`) and across all tasks
+(`max_total_bytes`); a message beyond either is refused with RESOURCE_EXHAUSTED, and no
+new task is opened while the node-wide bound is reached (`InboxAtCapacity`, which the
+task runner records on chain as NODE_AT_CAPACITY).
 
 `GetEvidence` passes the same two gates; the signed request must then name the
 authenticated node as its requester and satisfy `node.evidence.access.verify_request`
@@ -37,12 +46,24 @@ from ledger.ids import InvalidInput, as_address, hex32
 from node.channel import MAX_MESSAGE_BYTES, ChannelError
 from node.evidence.store import EvidenceStore
 from node.identity import TlsIdentity, certificate_digest
-from node.peer import ENVELOPE_OVERHEAD, TASK_ID_BYTES, check_envelope, peer_pb2, peer_pb2_grpc
+from node.peer import (
+    ENVELOPE_OVERHEAD,
+    RETRY_AFTER_KEY,
+    TASK_ID_BYTES,
+    check_envelope,
+    peer_pb2,
+    peer_pb2_grpc,
+)
 from node.peer.evidence_service import EvidenceService
 from node.peer.trust import ChainTrust, TrustUnavailable
 
 DEFAULT_MAX_TASK_BYTES = 256 * 1024 * 1024
 """Undelivered bytes one task may hold in the inbox: bounds what a participant can pin."""
+DEFAULT_MAX_TOTAL_BYTES = 512 * 1024 * 1024
+"""Undelivered bytes all open tasks together may hold: bounds the inbox's memory."""
+DEFAULT_RATE_MESSAGES = 200.0
+DEFAULT_RATE_BURST = 400
+DEFAULT_RATE_BYTES = 256.0 * 1024 * 1024
 REMEMBERED_CLOSED_TASKS = 10_000
 
 
@@ -75,9 +96,32 @@ class ConflictingMessage(ChannelError):
 
 
 class InboxFull(ChannelError):
-    def __init__(self, task_id: bytes, limit: int) -> None:
+    """A message would take the task's, or the node's, unread bytes beyond their limit."""
+
+    def __init__(self, task_id: bytes, limit: int, node_wide: bool = False) -> None:
+        self.limit, self.node_wide = limit, node_wide
+        if node_wide:
+            message = (
+                f"payload: inbox_max_total_bytes: this node's inbox already holds up to its "
+                f"{limit} bytes of unread messages across tasks (task {hex32(task_id)})"
+            )
+        else:
+            message = (
+                f"payload: inbox_max_task_bytes: task {hex32(task_id)} already holds up to "
+                f"{limit} bytes of unread messages"
+            )
+        super().__init__(message)
+
+
+class InboxAtCapacity(ChannelError):
+    """No new task is opened while the node-wide unread bytes are at their limit."""
+
+    reason = "NODE_AT_CAPACITY"
+
+    def __init__(self, task_id: bytes, held: int, limit: int) -> None:
         super().__init__(
-            f"payload: task {hex32(task_id)} already holds {limit} bytes of unread messages"
+            f"inbox_max_total_bytes: cannot open task {hex32(task_id)}: the inbox holds "
+            f"{held} bytes of unread messages, the node-wide limit is {limit}"
         )
 
 
@@ -115,15 +159,25 @@ class Inbox:
     never makes a message appear twice.
     """
 
-    def __init__(self, max_task_bytes: int = DEFAULT_MAX_TASK_BYTES) -> None:
+    def __init__(
+        self,
+        max_task_bytes: int = DEFAULT_MAX_TASK_BYTES,
+        max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    ) -> None:
         self.max_task_bytes = max_task_bytes
+        self.max_total_bytes = max_total_bytes
+        self.unread_bytes = 0  # across all open tasks
         self._cond = threading.Condition()
         self._tasks: dict[bytes, _TaskBox] = {}
         self._closed: OrderedDict[bytes, None] = OrderedDict()
         self._shut = False
 
     def open_task(self, task_id: bytes, participants: Iterable[str]) -> None:
-        """Start accepting messages for `task_id` from `participants` (idempotent)."""
+        """Start accepting messages for `task_id` from `participants` (idempotent).
+
+        A task not open yet is refused with `InboxAtCapacity` while the unread bytes of
+        all tasks are at `max_total_bytes`: it could not receive anything anyway.
+        """
         if len(task_id) != TASK_ID_BYTES:
             raise InvalidInput("task_id", f"expected {TASK_ID_BYTES} bytes, got {len(task_id)}")
         members = frozenset(str(as_address(p, "participant")) for p in participants)
@@ -132,13 +186,17 @@ class Inbox:
             if box is not None and box.participants != members:
                 raise ValueError(f"task {hex32(task_id)} is already open with other participants")
             if box is None:
+                if self.unread_bytes >= self.max_total_bytes:
+                    raise InboxAtCapacity(task_id, self.unread_bytes, self.max_total_bytes)
                 self._closed.pop(task_id, None)
                 self._tasks[task_id] = _TaskBox(members)
 
     def close_task(self, task_id: bytes) -> None:
         """Drop the task's messages; later deliveries are refused, waiting readers woken."""
         with self._cond:
-            if self._tasks.pop(task_id, None) is not None:
+            box = self._tasks.pop(task_id, None)
+            if box is not None:
+                self.unread_bytes -= box.unread_bytes
                 self._closed[task_id] = None
                 while len(self._closed) > REMEMBERED_CLOSED_TASKS:
                     self._closed.popitem(last=False)
@@ -162,8 +220,11 @@ class Inbox:
                 return True
             if box.unread_bytes + len(payload) > self.max_task_bytes:
                 raise InboxFull(task_id, self.max_task_bytes)
+            if self.unread_bytes + len(payload) > self.max_total_bytes:
+                raise InboxFull(task_id, self.max_total_bytes, node_wide=True)
             box.slots[(sender, step)] = _Slot(digest, len(payload), payload)
             box.unread_bytes += len(payload)
+            self.unread_bytes += len(payload)
             self._cond.notify_all()
             return False
 
@@ -183,6 +244,7 @@ class Inbox:
                         raise AlreadyReceived(sender, step)
                     payload, slot.payload = slot.payload, None
                     box.unread_bytes -= slot.size
+                    self.unread_bytes -= slot.size
                     return payload
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -204,17 +266,92 @@ class Inbox:
         raise TaskNotOpen(task_id)
 
 
+@dataclass
+class _Bucket:
+    messages: float
+    bytes: float
+    at: float
+
+
+class PeerRateLimiter:
+    """Per-peer token buckets: `messages_per_second` calls and `bytes_per_second` bytes.
+
+    A bucket starts full (`burst_messages`, `burst_bytes`) and refills at its rate; a call
+    that finds too few tokens is refused and charged nothing. `burst_bytes` is raised to
+    at least one largest message, so a single message within the size limit always
+    passes a full bucket. Buckets are kept per authenticated node: only nodes the chain
+    vouches for get one, so their number is bounded by the consortium.
+    """
+
+    def __init__(
+        self,
+        messages_per_second: float = DEFAULT_RATE_MESSAGES,
+        burst_messages: int = DEFAULT_RATE_BURST,
+        bytes_per_second: float = DEFAULT_RATE_BYTES,
+        burst_bytes: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if messages_per_second <= 0 or bytes_per_second <= 0 or burst_messages < 1:
+            raise ValueError("rates must be positive and the burst at least 1")
+        self.messages_per_second = float(messages_per_second)
+        self.burst_messages = float(burst_messages)
+        self.bytes_per_second = float(bytes_per_second)
+        self.burst_bytes = float(bytes_per_second if burst_bytes is None else burst_bytes)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._buckets: dict[str, _Bucket] = {}
+
+    def admit(self, peer: str, size: int) -> tuple[str, float] | None:
+        """Charge one call of `size` bytes; None if admitted, else (why, seconds to wait)."""
+        with self._lock:
+            now = self._clock()
+            bucket = self._buckets.get(peer)
+            if bucket is None:
+                bucket = self._buckets[peer] = _Bucket(self.burst_messages, self.burst_bytes, now)
+            elapsed = max(0.0, now - bucket.at)
+            bucket.at = now
+            bucket.messages = min(
+                self.burst_messages, bucket.messages + elapsed * self.messages_per_second
+            )
+            bucket.bytes = min(self.burst_bytes, bucket.bytes + elapsed * self.bytes_per_second)
+            if bucket.messages < 1:
+                wait = (1 - bucket.messages) / self.messages_per_second
+                return (
+                    f"peer_rate_messages: {peer} is over its rate of "
+                    f"{self.messages_per_second:g} messages/s (burst {self.burst_messages:g})",
+                    wait,
+                )
+            if bucket.bytes < size:
+                wait = (min(size, self.burst_bytes) - bucket.bytes) / self.bytes_per_second
+                return (
+                    f"peer_rate_bytes: {peer} is over its rate of "
+                    f"{self.bytes_per_second:g} bytes/s (burst {self.burst_bytes:g})",
+                    wait,
+                )
+            bucket.messages -= 1
+            bucket.bytes -= size
+            return None
+
+
 class _PeerService(peer_pb2_grpc.PeerServicer):
     def __init__(
-        self, trust: ChainTrust, inbox: Inbox, limit: int, evidence: EvidenceService | None
+        self,
+        trust: ChainTrust,
+        inbox: Inbox,
+        limit: int,
+        evidence: EvidenceService | None,
+        rate: PeerRateLimiter,
     ) -> None:
         self._trust = trust
         self._inbox = inbox
         self._limit = limit
         self._evidence = evidence
+        self._rate = rate
 
     def Deliver(self, request: peer_pb2.Envelope, context: grpc.ServicerContext) -> peer_pb2.Ack:
         callers = self._authenticate(context)
+        self._throttle(callers, request.ByteSize(), context)
         try:
             sender = check_envelope(
                 request.task_id, request.step, request.sender, len(request.payload), self._limit
@@ -246,9 +383,18 @@ class _PeerService(peer_pb2_grpc.PeerServicer):
     ) -> peer_pb2.EvidenceResponse:
         # Authenticated first, so that only active nodes learn whether evidence is served.
         callers = self._authenticate(context)
+        self._throttle(callers, request.ByteSize(), context)
         if self._evidence is None:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "this node serves no evidence")
         return self._evidence.get_evidence(request, callers, context)
+
+    def _throttle(self, callers: frozenset[str], size: int, context: grpc.ServicerContext) -> None:
+        """Charge the caller's rate; RESOURCE_EXHAUSTED naming the limit when over it."""
+        refused = self._rate.admit(",".join(sorted(callers)), size)
+        if refused is not None:
+            why, wait = refused
+            context.set_trailing_metadata(((RETRY_AFTER_KEY, str(max(1, round(wait * 1000)))),))
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, why)
 
     def _authenticate(self, context: grpc.ServicerContext) -> frozenset[str]:
         """The active nodes the caller's client certificate is registered for, or abort."""
@@ -286,6 +432,10 @@ class PeerServer:
         *,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         max_task_bytes: int = DEFAULT_MAX_TASK_BYTES,
+        max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+        rate_messages: float = DEFAULT_RATE_MESSAGES,
+        rate_burst: int = DEFAULT_RATE_BURST,
+        rate_bytes: float = DEFAULT_RATE_BYTES,
         max_workers: int = 16,
         evidence: EvidenceStore | None = None,
     ) -> None:
@@ -295,7 +445,13 @@ class PeerServer:
         self.listen = listen
         self.max_message_bytes = max_message_bytes
         self.max_workers = max_workers
-        self.inbox = Inbox(max_task_bytes)
+        self.inbox = Inbox(max_task_bytes, max_total_bytes)
+        self.rate_limiter = PeerRateLimiter(
+            rate_messages,
+            rate_burst,
+            rate_bytes,
+            max(int(rate_bytes), max_message_bytes + ENVELOPE_OVERHEAD),
+        )
         self.evidence_service = (
             None if evidence is None else EvidenceService(evidence, trust.consortium)
         )
@@ -324,7 +480,13 @@ class PeerServer:
             ],
         )
         peer_pb2_grpc.add_PeerServicer_to_server(
-            _PeerService(self.trust, self.inbox, self.max_message_bytes, self.evidence_service),
+            _PeerService(
+                self.trust,
+                self.inbox,
+                self.max_message_bytes,
+                self.evidence_service,
+                self.rate_limiter,
+            ),
             server,
         )
         initial = self._tls_config(force=True)

@@ -24,7 +24,9 @@ from ledger.chain import Chain
 from ledger.clients import Clients
 from ledger.clients.algorithms import AlgorithmKind
 from ledger.clients.tasks import Participant, Reason
-from ledger.ids import name_id
+from ledger.deploy import GenesisMember, Governance, deploy
+from ledger.deployment import Deployment
+from ledger.ids import dataset_id_for, name_id, task_id_for
 from ledger.keys import new_account
 from ledger.roles import Role
 from ledger.transactions import Sender
@@ -56,12 +58,15 @@ def measure(records: int) -> dict[str, Any]:
     if not scenario.report["verified"]:
         raise RuntimeError("scenario did not verify; gas figures would be meaningless")
     _exercise_the_rest(chain, scenario)
+    timelocked = _exercise_the_timelock(chain, scenario)
     member = scenario.nodes["Bank A"]
     anchoring = _anchor_comparison(member, records)
     names = {c.address.lower(): n for n, c in scenario.deployment.contracts.items()}
-    per_function = {
-        _label(key, names): _summary(values) for key, values in sorted(RecordingSender.log.items())
-    }
+    names |= {c.address.lower(): n for n, c in timelocked.contracts.items()}
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for key, values in sorted(RecordingSender.log.items()):
+        by_label[_label(key, names)].extend(values)  # both deployments under one name
+    per_function = {label: _summary(values) for label, values in by_label.items()}
 
     assert member.anchors.sender is not None
     transfer = member.anchors.sender.send_value(member.anchors.sender.address, 0)
@@ -101,23 +106,25 @@ def _exercise_the_rest(chain: Chain, scenario: ScenarioResult) -> None:
     a.algorithms.propose_deprecation(old)
     b.algorithms.vote_deprecation(old)
 
-    dataset = name_id("dataset", "Bank A/accounts")
+    dataset = dataset_id_for(name_id("org", "Bank A"), name_id("dataset", "Bank A/accounts"))
     current = a.datasets.version_info(dataset, 1)
     a.datasets.add_version(dataset, current, "file://v2")
 
     task_id = bytes.fromhex(scenario.report["task"][2:])
     info = node_a.tasks.info(task_id)
     grant = b.authorizations.grant(
-        name_id("dataset", "Bank B/accounts"), name_id("org", "Bank A"),
+        dataset_id_for(name_id("org", "Bank B"), name_id("dataset", "Bank B/accounts")),
+        name_id("org", "Bank A"),
         name_id("purpose", "bench"), info.deadline, 1,
     )  # fmt: skip
     b.authorizations.revoke(grant)
 
     now = int(chain.w3.eth.get_block("latest")["timestamp"])
     for label, finish in (("refused", "refuse"), ("reported", "report"), ("expired", "expire")):
-        tid = name_id("task", f"bench-{label}")
+        request = name_id("task", f"bench-{label}")
+        tid = task_id_for(name_id("org", "Bank A"), request)
         node_a.tasks.create(
-            tid, info.algorithm_digest, info.params_digest, now + 600,
+            request, info.algorithm_digest, info.params_digest, now + 600,
             [Participant(node_a.account), Participant(node_b.account)],
         )  # fmt: skip
         if finish == "refuse":
@@ -131,7 +138,69 @@ def _exercise_the_rest(chain: Chain, scenario: ScenarioResult) -> None:
         else:
             chain.w3.provider.ethereum_tester.time_travel(now + 601)  # type: ignore[attr-defined]
             node_a.tasks.expire(tid)
-    reg.datasets.retire(name_id("dataset", "Regulator/accounts"))
+    reg.datasets.retire(
+        dataset_id_for(name_id("org", "Regulator"), name_id("dataset", "Regulator/accounts"))
+    )
+
+
+def _exercise_the_timelock(chain: Chain, scenario: ScenarioResult) -> Deployment:
+    """Queue, object, execute, veto and expire proposals on a second, timelocked deployment.
+
+    The scenario's consortium has no timelock (its carrying votes execute at once), so the
+    timelock functions are measured on a deployment with a 2-day timelock and a 7-day
+    lifetime (threshold 50 %: 2 of its 3 genesis members, the scenario's organisations).
+    """
+    admins = {n: c.consortium.sender for n, c in scenario.admins.items()}
+    assert all(s is not None for s in admins.values())
+    accounts = {n: s.account for n, s in admins.items() if s is not None}
+    roles = {"Bank A": Role.PROVIDER | Role.CONSUMER, "Bank B": Role.PROVIDER | Role.CONSUMER}
+    genesis = [
+        GenesisMember(
+            name_id("org", n), n, int(roles.get(n, Role.REGULATOR | Role.PROVIDER)), a.address
+        )
+        for n, a in accounts.items()
+    ]
+    deployer = new_account()
+    chain.fund(deployer.address, 10**20)
+    settings = Governance(threshold_percent=50, min_approvals=2)
+    deployment = deploy(chain, RecordingSender(chain, deployer), settings, genesis)
+    a, b, reg = (
+        Clients.bind(chain, deployment, RecordingSender(chain, accounts[n]))
+        for n in ("Bank A", "Bank B", "Regulator")
+    )
+    tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+
+    def later(seconds: int) -> None:
+        tester.time_travel(int(chain.w3.eth.get_block("latest")["timestamp"]) + seconds)
+
+    newcomer = new_account()
+    queued = a.consortium.propose_member(
+        name_id("org", "Carrier D"), "Carrier D", int(Role.PROVIDER), newcomer.address
+    )
+    b.consortium.vote(queued)  # 2 of 3 at 50 %: queued for the timelock
+    reg.consortium.object(queued)  # one objection of the two that cancel
+    digest = name_id("algorithm", "timelocked")
+    a.algorithms.propose(digest, "timelocked", "1", AlgorithmKind.OTHER)
+    algorithm_proposal = a.algorithms.latest_proposal(digest)
+    b.algorithms.approve(digest)
+    reg.algorithms.object(algorithm_proposal)
+    later(settings.timelock_seconds + 1)
+    b.consortium.execute(queued)
+    b.algorithms.execute(algorithm_proposal)
+
+    vetoed = a.consortium.propose_suspension(name_id("org", "Bank B"))
+    reg.consortium.veto(vetoed)
+    other = name_id("algorithm", "vetoed")
+    a.algorithms.propose(other, "vetoed", "1", AlgorithmKind.OTHER)
+    reg.algorithms.veto(a.algorithms.latest_proposal(other))
+
+    lapsing = a.consortium.propose_suspension(name_id("org", "Bank B"))
+    lapsing_algorithm = name_id("algorithm", "lapsing")
+    a.algorithms.propose(lapsing_algorithm, "lapsing", "1", AlgorithmKind.OTHER)
+    later(settings.proposal_lifetime_seconds + 1)
+    b.consortium.expire(lapsing)
+    b.algorithms.expire(a.algorithms.latest_proposal(lapsing_algorithm))
+    return deployment
 
 
 def _label(key: str, names: dict[str, str]) -> str:
@@ -142,10 +211,10 @@ def _label(key: str, names: dict[str, str]) -> str:
 def _anchor_comparison(member: Clients, records: int) -> dict[str, Any]:
     """One checkpoint of a Merkle root over N records vs N one-record checkpoints."""
     leaves = [merkle.leaf_hash(f"record-{i}".encode()) for i in range(records)]
-    batched = member.anchors.checkpoint(name_id("log", "batched"), records, merkle.root(leaves))
+    batched = member.anchors.append(name_id("log", "batched"), records, merkle.root(leaves))
     naive_total = 0
     for i in range(records):
-        receipt = member.anchors.checkpoint(
+        receipt = member.anchors.append(
             name_id("log", "naive"), i + 1, merkle.root(leaves[: i + 1])
         )
         naive_total += int(receipt["gasUsed"])

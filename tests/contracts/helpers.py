@@ -25,7 +25,7 @@ from ledger.clients.authorizations import ANY_APPROVED_ALGORITHM
 from ledger.clients.datasets import DatasetVersion
 from ledger.clients.tasks import Participant
 from ledger.errors import ContractRevert
-from ledger.ids import name_id
+from ledger.ids import dataset_id_for, name_id, task_id_for
 from ledger.transactions import Sender, raise_decoded
 from tests.conftest import Consortium, Org
 
@@ -189,12 +189,13 @@ def dataset_root(name: str, version: int = 1) -> bytes:
 
 
 def register_dataset(org: Org, name: str) -> Dataset:
-    dataset_id = name_id("dataset", name)
+    """`org` registers the dataset `name`; its id is namespaced by `org` on chain."""
+    dataset_name = name_id("dataset", name)
     root = dataset_root(name)
     org.clients.datasets.register(
-        dataset_id, DatasetVersion(root, 100, name_id("schema", name), 2), f"ipfs://{name}"
+        dataset_name, DatasetVersion(root, 100, name_id("schema", name), 2), f"ipfs://{name}"
     )
-    return Dataset(dataset_id, root)
+    return Dataset(dataset_id_for(org.org_id, dataset_name), root)
 
 
 # ----------------------------------------------------------------------------- grants
@@ -246,6 +247,7 @@ class TaskSetup:
     datasets: dict[str, Dataset] = field(default_factory=dict)
     grants: dict[str, bytes] = field(default_factory=dict)  # by participant org
     created: TxReceipt | None = None
+    request_id: bytes = ZERO32  # the creator's request id; task_id = task_id_for(creator, it)
 
     @property
     def participants(self) -> list[Participant]:
@@ -255,8 +257,9 @@ class TaskSetup:
         return next(s for s in self.seats if s.org == org)
 
     def create(self) -> TxReceipt:
+        self.task_id = task_id_for(self.creator.org_id, self.request_id)
         self.created = self.creator.clients.tasks.create(
-            self.task_id, self.algorithm, PARAMS, self.deadline, self.participants
+            self.request_id, self.algorithm, PARAMS, self.deadline, self.participants
         )
         return self.created
 
@@ -299,9 +302,11 @@ def build_task(
     """
     if algorithm is None:
         algorithm = approve_algorithm(c)
+    request_id = name_id("task", name)
     setup = TaskSetup(
         c=c,
-        task_id=name_id("task", name),
+        task_id=task_id_for(c.orgs["bank-a"].org_id, request_id),
+        request_id=request_id,
         creator=c.orgs["bank-a"],
         algorithm=algorithm,
         deadline=now(c) + deadline_in,

@@ -9,7 +9,7 @@ from eth_utils.crypto import keccak
 from ledger.clients.authorizations import ANY_APPROVED_ALGORITHM, AuthorizationRegistryClient
 from ledger.clients.tasks import Participant, TaskState
 from ledger.errors import custom_error
-from ledger.ids import InvalidInput, name_id
+from ledger.ids import InvalidInput, name_id, task_id_for
 from tests.conftest import Consortium
 from tests.contracts.helpers import (  # _fast_senders: autouse fixture
     ALGO,
@@ -439,9 +439,11 @@ def test_consume_use_checks_every_property_of_the_grant(
 def new_task(
     c: Consortium, name: str, participants: list[Participant], algorithm: bytes = ALGO
 ) -> bytes:
-    task_id = name_id("task", name)
-    c.orgs["bank-a"].clients.tasks.create(task_id, algorithm, PARAMS, now(c) + HOUR, participants)
-    return task_id
+    request_id = name_id("task", name)
+    c.orgs["bank-a"].clients.tasks.create(
+        request_id, algorithm, PARAMS, now(c) + HOUR, participants
+    )
+    return task_id_for(c.orgs["bank-a"].org_id, request_id)
 
 
 def test_each_acceptance_consumes_exactly_one_use(consortium: Consortium) -> None:

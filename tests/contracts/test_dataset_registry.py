@@ -9,13 +9,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.clients.datasets import DatasetRegistryClient, DatasetVersion, VersionCommitment
-from ledger.ids import InvalidInput, name_id
+from ledger.ids import InvalidInput, dataset_id_for, name_id
 from ledger.roles import Role
-from tests.conftest import Consortium
-from tests.contracts.test_consortium import ZERO32, admit, propose, reverts, suspend
+from tests.conftest import Consortium, Org
+from tests.contracts.test_consortium import (
+    ZERO32,
+    admit,
+    propose,
+    reinstate,
+    reverts,
+    suspend,
+)
 
-DS = name_id("dataset", "transactions-2024")
+NAME = name_id("dataset", "transactions-2024")  # the name an org registers the dataset under
 PROVIDER = int(Role.PROVIDER)
+
+
+def ds_id(org: Org, name: bytes = NAME) -> bytes:
+    """The id `org` gets when it registers `name`: namespaced by the org on chain."""
+    return dataset_id_for(org.org_id, name)
 
 
 def _version(n: int, classification: int = 2, rows: int = 1000) -> DatasetVersion:
@@ -33,10 +45,13 @@ def _raw(client: DatasetRegistryClient, fn: str, dataset_id: bytes, v: DatasetVe
 
 def test_register_dataset(consortium: Consortium) -> None:
     a = consortium.orgs["bank-a"]
+    DS = ds_id(a)
     r = a.clients.datasets
     v1 = _version(1, classification=3)
-    receipt = r.register(DS, v1, "https://bank-a.example/ds/1")
-    assert r.events_in(receipt, "DatasetRegistered") == [{"datasetId": DS, "ownerOrg": a.org_id}]
+    receipt = r.register(NAME, v1, "https://bank-a.example/ds/1")
+    assert r.events_in(receipt, "DatasetRegistered") == [
+        {"datasetId": DS, "ownerOrg": a.org_id, "name": NAME}
+    ]
     assert r.events_in(receipt, "DatasetVersionAdded") == [
         {
             "datasetId": DS,
@@ -57,9 +72,12 @@ def test_register_dataset(consortium: Consortium) -> None:
 
 def test_a_node_registers_for_its_org(consortium: Consortium) -> None:
     reg = consortium.orgs["regulator"]  # REGULATOR | PROVIDER
+    DS = ds_id(reg)
     r = reg.node_clients.datasets
-    receipt = r.register(DS, _version(1))
-    assert r.events_in(receipt, "DatasetRegistered") == [{"datasetId": DS, "ownerOrg": reg.org_id}]
+    receipt = r.register(NAME, _version(1))
+    assert r.events_in(receipt, "DatasetRegistered") == [
+        {"datasetId": DS, "ownerOrg": reg.org_id, "name": NAME}
+    ]
     assert r.owner(DS) == reg.org_id
     # the organisation's admin and its node both own it
     assert reg.clients.datasets.add_version(DS, _version(2)) == 2
@@ -68,8 +86,9 @@ def test_a_node_registers_for_its_org(consortium: Consortium) -> None:
 
 def test_versions_are_append_only(consortium: Consortium) -> None:
     a = consortium.orgs["bank-a"]
+    DS = ds_id(a)
     r = a.clients.datasets
-    r.register(DS, _version(1, classification=1))
+    r.register(NAME, _version(1, classification=1))
     for n, level in ((2, 2), (3, 4), (4, 3)):
         v = _version(n, classification=level)
         assert r.add_version(DS, v, f"uri-{n}") == n
@@ -99,10 +118,11 @@ def test_versions_are_append_only(consortium: Consortium) -> None:
 
 
 def test_row_count_bounds_and_empty_uri(consortium: Consortium) -> None:
+    DS = ds_id(consortium.orgs["bank-a"])
     r = consortium.orgs["bank-a"].clients.datasets
     empty = DatasetVersion(name_id("root", "e"), 0, name_id("schema", "e"), 4)
     full = DatasetVersion(name_id("root", "f"), 2**64 - 1, name_id("schema", "f"), 1)
-    r.register(DS, empty)
+    r.register(NAME, empty)
     assert r.add_version(DS, full) == 2
     assert r.version_info(DS, 1) == empty
     assert r.version_info(DS, 2) == full
@@ -110,8 +130,9 @@ def test_row_count_bounds_and_empty_uri(consortium: Consortium) -> None:
 
 def test_retire_dataset(consortium: Consortium) -> None:
     a = consortium.orgs["bank-a"]
+    DS = ds_id(a)
     r = a.clients.datasets
-    r.register(DS, _version(1))
+    r.register(NAME, _version(1))
     r.add_version(DS, _version(2))
     receipt = a.node_clients.datasets.retire(DS)
     assert r.events_in(receipt, "DatasetRetired") == [{"datasetId": DS}]
@@ -128,35 +149,69 @@ def test_retire_dataset(consortium: Consortium) -> None:
             "datasetId": DS
         }
         assert reverts("DatasetIsRetired", clients.datasets.retire, DS) == {"datasetId": DS}
-    assert reverts("DatasetAlreadyExists", r.register, DS, _version(1)) == {"datasetId": DS}
+    assert reverts("DatasetAlreadyExists", r.register, NAME, _version(1)) == {"datasetId": DS}
     assert r.latest_version(DS) == 2
 
 
 def test_register_argument_checks(consortium: Consortium) -> None:
-    a, b = consortium.orgs["bank-a"], consortium.orgs["bank-b"]
+    a = consortium.orgs["bank-a"]
+    DS = ds_id(a)
     r = a.clients.datasets
-    assert reverts("InvalidDatasetId", r.register, ZERO32, _version(1)) == {}
+    assert reverts("InvalidDatasetName", r.register, ZERO32, _version(1)) == {}
     no_root = DatasetVersion(ZERO32, 1, name_id("schema", "x"), 1)
     no_schema = DatasetVersion(name_id("root", "x"), 1, ZERO32, 1)
     for bad in (no_root, no_schema):
-        assert reverts("InvalidCommitment", r.register, DS, bad) == {}
+        assert reverts("InvalidCommitment", r.register, NAME, bad) == {}
     for level in (0, 5, 255):
         assert reverts(
-            "InvalidClassification", _raw, r, "registerDataset", DS, _version(1, level)
+            "InvalidClassification", _raw, r, "registerDataset", NAME, _version(1, level)
         ) == {"classification": level}
     assert r.latest_version(DS) == 0
-    r.register(DS, _version(1))
-    for clients in (a.clients, b.clients, b.node_clients):
-        assert reverts("DatasetAlreadyExists", clients.datasets.register, DS, _version(9)) == {
+    r.register(NAME, _version(1))
+    for clients in (a.clients, a.node_clients):
+        assert reverts("DatasetAlreadyExists", clients.datasets.register, NAME, _version(9)) == {
             "datasetId": DS
         }
     assert r.version_info(DS, 1) == _version(1)
 
 
+def test_dataset_id_is_derived_from_the_owner_org_and_name(consortium: Consortium) -> None:
+    a, b = consortium.orgs["bank-a"], consortium.orgs["bank-b"]
+    r = a.clients.datasets
+    assert r.dataset_id_for(a.org_id, NAME) == ds_id(a) == r.dataset_id_on_chain(a.org_id, NAME)
+    assert r.dataset_id_on_chain(b.org_id, NAME) == ds_id(b) != ds_id(a)
+
+
+def test_another_org_cannot_take_a_dataset_name_first(consortium: Consortium) -> None:
+    """bank-b registers bank-a's dataset name first: it gets a dataset of its own, and
+    bank-a's registration under that name still succeeds, owned by bank-a."""
+    a, b = consortium.orgs["bank-a"], consortium.orgs["bank-b"]
+    squat = b.node_clients.datasets.register(NAME, _version(7))
+    assert b.clients.datasets.events_in(squat, "DatasetRegistered") == [
+        {"datasetId": ds_id(b), "ownerOrg": b.org_id, "name": NAME}
+    ]
+    r = a.node_clients.datasets
+    assert r.latest_version(ds_id(a)) == 0
+    receipt = r.register(NAME, _version(1))
+    assert r.events_in(receipt, "DatasetRegistered") == [
+        {"datasetId": ds_id(a), "ownerOrg": a.org_id, "name": NAME}
+    ]
+    assert r.owner(ds_id(a)) == a.org_id
+    assert r.version_info(ds_id(a), 1) == _version(1)
+    assert r.owner(ds_id(b)) == b.org_id
+    assert r.version_info(ds_id(b), 1) == _version(7)
+    # neither can add versions to the other's
+    assert reverts("NotDatasetOwner", b.clients.datasets.add_version, ds_id(a), _version(2)) == {
+        "datasetId": ds_id(a),
+        "orgId": b.org_id,
+    }
+
+
 @pytest.mark.parametrize("level", [0, 5])
 def test_client_rejects_classification_before_sending(consortium: Consortium, level: int) -> None:
+    DS = ds_id(consortium.orgs["bank-a"])
     r = consortium.orgs["bank-a"].clients.datasets
-    r.register(DS, _version(1))
+    r.register(NAME, _version(1))
     block = consortium.chain.head()
     with pytest.raises(InvalidInput) as exc:
         r.register(name_id("dataset", "other"), _version(2, level))
@@ -169,8 +224,9 @@ def test_client_rejects_classification_before_sending(consortium: Consortium, le
 
 def test_register_requires_the_provider_role(consortium: Consortium) -> None:
     consumer = admit(consortium, "consumer-only")  # CONSUMER, with a node
+    DS = ds_id(consumer)
     for clients in (consumer.clients, consumer.node_clients):
-        assert reverts("MissingRole", clients.datasets.register, DS, _version(1)) == {
+        assert reverts("MissingRole", clients.datasets.register, NAME, _version(1)) == {
             "orgId": consumer.org_id,
             "role": PROVIDER,
         }
@@ -182,8 +238,8 @@ def test_register_requires_the_provider_role(consortium: Consortium) -> None:
 )
 def test_every_mutation_requires_an_active_member(consortium: Consortium, caller: str) -> None:
     b = consortium.orgs["bank-b"]
-    owned = name_id("dataset", "bank-b")
-    b.clients.datasets.register(owned, _version(1))
+    owned = ds_id(b, name_id("dataset", "bank-b"))
+    b.clients.datasets.register(name_id("dataset", "bank-b"), _version(1))
     if caller == "outsider":
         account = consortium.new_funded_account()
     elif caller == "proposed-admin":
@@ -199,28 +255,30 @@ def test_every_mutation_requires_an_active_member(consortium: Consortium, caller
         account = b.node
     r = consortium.clients_for(account).datasets
     who = {"account": account.address}
-    assert reverts("NotActiveMember", r.register, DS, _version(1)) == who
+    assert reverts("NotActiveMember", r.register, NAME, _version(1)) == who
     assert reverts("NotActiveMember", r.add_version, owned, _version(2)) == who
     assert reverts("NotActiveMember", r.retire, owned) == who
-    assert r.latest_version(DS) == 0
+    assert r.latest_version(ds_id(b)) == 0
     assert r.latest_version(owned) == 1
     assert not r.is_retired(owned)
 
 
 def test_reinstated_owner_may_add_versions_again(consortium: Consortium) -> None:
     b = consortium.orgs["bank-b"]
-    b.node_clients.datasets.register(DS, _version(1))
+    DS = ds_id(b)
+    b.node_clients.datasets.register(NAME, _version(1))
     suspend(consortium, "bank-b", "bank-a")
-    consortium.orgs["bank-a"].clients.consortium.propose_reinstatement(b.org_id)
+    reinstate(consortium, "bank-b", "bank-a")
     assert b.node_clients.datasets.add_version(DS, _version(2)) == 2
 
 
 def test_add_version_reverts(consortium: Consortium) -> None:
     a, b = consortium.orgs["bank-a"], consortium.orgs["bank-b"]
+    DS = ds_id(a)
     r = a.clients.datasets
     unknown = name_id("dataset", "unknown")
     assert reverts("UnknownDataset", r.add_version, unknown, _version(1)) == {"datasetId": unknown}
-    r.register(DS, _version(1))
+    r.register(NAME, _version(1))
     for clients in (b.clients, b.node_clients):
         assert reverts("NotDatasetOwner", clients.datasets.add_version, DS, _version(2)) == {
             "datasetId": DS,
@@ -240,9 +298,10 @@ def test_add_version_reverts(consortium: Consortium) -> None:
 
 def test_retire_reverts(consortium: Consortium) -> None:
     a, b = consortium.orgs["bank-a"], consortium.orgs["bank-b"]
+    DS = ds_id(a)
     unknown = name_id("dataset", "unknown")
     assert reverts("UnknownDataset", a.clients.datasets.retire, unknown) == {"datasetId": unknown}
-    a.clients.datasets.register(DS, _version(1))
+    a.clients.datasets.register(NAME, _version(1))
     for clients in (b.clients, b.node_clients):
         assert reverts("NotDatasetOwner", clients.datasets.retire, DS) == {
             "datasetId": DS,
@@ -252,6 +311,7 @@ def test_retire_reverts(consortium: Consortium) -> None:
 
 
 def test_views_of_unknown_datasets_and_versions(consortium: Consortium) -> None:
+    DS = ds_id(consortium.orgs["bank-a"])
     r = consortium.orgs["bank-a"].clients.datasets
     unknown = name_id("dataset", "unknown")
     assert reverts("UnknownDataset", r.owner, unknown) == {"datasetId": unknown}
@@ -262,7 +322,7 @@ def test_views_of_unknown_datasets_and_versions(consortium: Consortium) -> None:
             "datasetId": unknown,
             "version": 1,
         }
-    r.register(DS, _version(1))
+    r.register(NAME, _version(1))
     r.add_version(DS, _version(2))
     for version in (0, 3, 2**32 - 1):
         for fn in (r.version_info, r.version_commitment):
@@ -293,8 +353,9 @@ def test_any_sequence_of_versions_is_kept_in_order(
     consortium: Consortium, versions: list[DatasetVersion]
 ) -> None:
     r = consortium.orgs["bank-a"].clients.datasets
-    dataset_id = next(_dataset_ids)  # fresh per example: the snapshot is per test
-    r.register(dataset_id, versions[0])
+    name = next(_dataset_ids)  # fresh per example: the snapshot is per test
+    dataset_id = ds_id(consortium.orgs["bank-a"], name)
+    r.register(name, versions[0])
     for n, v in enumerate(versions[1:], start=2):
         assert r.add_version(dataset_id, v) == n
     assert r.latest_version(dataset_id) == len(versions)

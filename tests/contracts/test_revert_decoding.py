@@ -78,8 +78,8 @@ def _bubbled_not_active_member(c: Consortium) -> tuple[ContractClient, str, tupl
 
 def _tree_size(c: Consortium) -> tuple[ContractClient, str, tuple[object, ...]]:
     client = c.orgs["bank-a"].node_clients.anchors
-    client.checkpoint(LOG, 5, name_id("root", "5"))
-    return client, "checkpoint", (LOG, 4, name_id("root", "4"))
+    client.create_log(LOG, 5, name_id("root", "5"))
+    return client, "checkpoint", (client.own_log_id(LOG), 4, name_id("root", "4"))
 
 
 def _empty_revert(c: Consortium) -> tuple[ContractClient, str, tuple[object, ...]]:

@@ -9,10 +9,12 @@ import pytest
 from eth_account.signers.local import LocalAccount
 from web3.types import TxReceipt
 
+from ledger.artifacts import load_artifact
 from ledger.clients.datasets import DatasetVersion
-from ledger.clients.tasks import Participant, Reason, TaskState
+from ledger.clients.tasks import Participant, Reason, TaskRegistryClient, TaskState
 from ledger.errors import custom_error
-from ledger.ids import name_id
+from ledger.ids import name_id, task_id_for
+from ledger.transactions import Sender, raise_decoded
 from tests.conftest import Consortium
 from tests.contracts.helpers import (  # _fast_senders: autouse fixture
     ALGO,
@@ -60,7 +62,7 @@ def test_create_task_records_everything(consortium: Consortium, by: str) -> None
     if by == "node":
         setup.creator = bank_a  # same org; create through its node below
         receipt = bank_a.node_clients.tasks.create(
-            setup.task_id, ALGO, PARAMS, setup.deadline, setup.participants
+            setup.request_id, ALGO, PARAMS, setup.deadline, setup.participants
         )
     else:
         receipt = setup.create()
@@ -122,9 +124,10 @@ def test_participant_status_of_non_participant_reverts(consortium: Consortium) -
 def test_participant_without_dataset_and_zero_params(consortium: Consortium) -> None:
     c = consortium
     approve_algorithm(c)
-    task_id = name_id("task", "aggregator")
+    request_id = name_id("task", "aggregator")
+    task_id = task_id_for(c.orgs["bank-a"].org_id, request_id)
     aggregator = Participant(c.orgs["regulator"].node.address)  # no dataset, no grant
-    c.orgs["bank-a"].clients.tasks.create(task_id, ALGO, ZERO32, now(c) + HOUR, [aggregator])
+    c.orgs["bank-a"].clients.tasks.create(request_id, ALGO, ZERO32, now(c) + HOUR, [aggregator])
     tasks = c.orgs["bank-a"].clients.tasks
     assert tasks.participants(task_id) == [aggregator]
     assert tasks.info(task_id).params_digest == ZERO32
@@ -137,9 +140,9 @@ def test_create_task_with_max_participants(consortium: Consortium) -> None:
     assert tasks.max_participants() == 16
     nodes = [str(o.node.address) for o in c.orgs.values()]
     nodes += [add_node(c, "bank-b").address for _ in range(16 - len(nodes))]
-    task_id = name_id("task", "big")
+    task_id = task_id_for(c.orgs["bank-a"].org_id, name_id("task", "big"))
     participants = [Participant(n) for n in nodes]
-    tasks.create(task_id, ALGO, PARAMS, now(c) + HOUR, participants)
+    tasks.create(name_id("task", "big"), ALGO, PARAMS, now(c) + HOUR, participants)
     assert tasks.info(task_id).participant_count == 16
     with pytest.raises(custom_error("InvalidParticipantCount")) as exc:
         tasks.create(
@@ -166,7 +169,7 @@ def test_create_task_by_non_member_reverts(consortium: Consortium) -> None:
     outsider = c.new_funded_account()
     with pytest.raises(custom_error("NotActiveMember")) as exc:
         c.clients_for(outsider).tasks.create(
-            setup.task_id, ALGO, PARAMS, setup.deadline, setup.participants
+            setup.request_id, ALGO, PARAMS, setup.deadline, setup.participants
         )
     assert revert_args(exc) == {"account": outsider.address}
 
@@ -186,14 +189,14 @@ def test_create_task_without_consumer_role_reverts(consortium: Consortium, by: s
     regulator = c.orgs["regulator"]
     clients = regulator.clients if by == "admin" else regulator.node_clients
     with pytest.raises(custom_error("MissingRole")) as exc:
-        clients.tasks.create(setup.task_id, ALGO, PARAMS, setup.deadline, setup.participants)
+        clients.tasks.create(setup.request_id, ALGO, PARAMS, setup.deadline, setup.participants)
     assert revert_args(exc) == {"orgId": regulator.org_id, "role": 2}
 
 
 def test_create_task_with_zero_id_reverts(consortium: Consortium) -> None:
     setup = build_task(consortium, create=False)
-    setup.task_id = ZERO32
-    with pytest.raises(custom_error("InvalidTaskId")):
+    setup.request_id = ZERO32
+    with pytest.raises(custom_error("InvalidRequestId")):
         setup.create()
 
 
@@ -202,7 +205,7 @@ def test_create_task_with_duplicate_id_reverts(consortium: Consortium) -> None:
     setup = build_task(c)
     with pytest.raises(custom_error("TaskAlreadyExists")) as exc:
         c.orgs["bank-a"].node_clients.tasks.create(
-            setup.task_id, ALGO, PARAMS, setup.deadline + 5, setup.participants[:1]
+            setup.request_id, ALGO, PARAMS, setup.deadline + 5, setup.participants[:1]
         )
     assert revert_args(exc) == {"taskId": setup.task_id}
     assert c.orgs["bank-a"].clients.tasks.info(setup.task_id).participant_count == 2
@@ -248,7 +251,7 @@ def test_create_task_with_duplicate_participant_reverts(consortium: Consortium) 
     # also when the duplicate names nothing
     with pytest.raises(custom_error("DuplicateParticipant")):
         setup.creator.clients.tasks.create(
-            setup.task_id, ALGO, PARAMS, setup.deadline, [Participant(node), Participant(node)]
+            setup.request_id, ALGO, PARAMS, setup.deadline, [Participant(node), Participant(node)]
         )
 
 
@@ -443,7 +446,7 @@ def test_accept_by_revoked_node_reverts(consortium: Consortium) -> None:
     extra = add_node(c, "bank-b")
     setup.seats[0].participant = Participant(setup.seats[0].address)
     setup.creator.clients.tasks.create(
-        setup.task_id,
+        setup.request_id,
         ALGO,
         PARAMS,
         setup.deadline,
@@ -560,10 +563,14 @@ def test_anchor_input_binds_the_named_version(consortium: Consortium) -> None:
 def test_anchor_input_without_dataset_needs_non_zero(consortium: Consortium) -> None:
     c = consortium
     approve_algorithm(c)
-    task_id = name_id("task", "own")
+    task_id = task_id_for(c.orgs["bank-a"].org_id, name_id("task", "own"))
     node = c.orgs["regulator"].node_clients.tasks
     c.orgs["bank-a"].clients.tasks.create(
-        task_id, ALGO, PARAMS, now(c) + HOUR, [Participant(c.orgs["regulator"].node.address)]
+        name_id("task", "own"),
+        ALGO,
+        PARAMS,
+        now(c) + HOUR,
+        [Participant(c.orgs["regulator"].node.address)],
     )
     node.accept(task_id)
     with pytest.raises(custom_error("InvalidDigest")):
@@ -1077,3 +1084,156 @@ def test_terminal_states_refuse_every_step(consortium: Consortium, terminal: Tas
             step()
         assert revert_args(exc)["actual"] == terminal, name
     assert setup.creator.clients.tasks.info(task_id) == before
+
+
+# ----------------------------------------------------- attacks: ids, reporters, deadlines
+
+
+def test_task_id_is_derived_from_the_creator_org_and_request_id(consortium: Consortium) -> None:
+    c = consortium
+    a, b = c.orgs["bank-a"], c.orgs["bank-b"]
+    request = name_id("task", "front-run-me")
+    tasks = a.clients.tasks
+    expected = task_id_for(a.org_id, request)
+    assert tasks.task_id_for(a.org_id, request) == expected
+    assert tasks.task_id_on_chain(a.org_id, request) == expected
+    assert task_id_for(b.org_id, request) != expected
+    assert tasks.task_id_on_chain(b.org_id, request) == task_id_for(b.org_id, request)
+
+
+def test_another_org_cannot_take_a_task_id_first(consortium: Consortium) -> None:
+    """bank-b sees bank-a's request id (e.g. in its mempool) and creates a task with it first:
+    it gets a task of its own under another id, and bank-a's creation still succeeds."""
+    c = consortium
+    setup = build_task(c, create=False)
+    a, b = c.orgs["bank-a"], c.orgs["bank-b"]
+    squat = b.node_clients.tasks.create(
+        setup.request_id, ALGO, PARAMS, setup.deadline, [Participant(b.node.address)]
+    )
+    (squatted,) = b.clients.tasks.events_in(squat, "TaskCreated")
+    assert squatted["taskId"] == task_id_for(b.org_id, setup.request_id) != setup.task_id
+    assert squatted["creatorOrg"] == b.org_id
+    assert a.clients.tasks.state(setup.task_id) == TaskState.NONE
+
+    receipt = setup.create()
+    assert a.clients.tasks.created_id(receipt) == setup.task_id
+    info = a.clients.tasks.info(setup.task_id)
+    assert (info.creator_org, info.participant_count) == (a.org_id, 2)
+    assert a.clients.tasks.participants(setup.task_id) == setup.participants
+    # the squatter's task is untouched and separate
+    assert b.clients.tasks.info(squatted["taskId"]).creator_org == b.org_id
+    # a retry by bank-a (e.g. its node after a crash) finds its own task
+    with pytest.raises(custom_error("TaskAlreadyExists")) as exc:
+        a.node_clients.tasks.create(
+            setup.request_id, ALGO, PARAMS, setup.deadline, setup.participants
+        )
+    assert revert_args(exc) == {"taskId": setup.task_id}
+
+
+@pytest.mark.parametrize("how", ["suspended-org", "revoked-node"])
+@pytest.mark.parametrize("step", ["refuse", "report"])
+def test_inactive_participant_cannot_refuse_or_fail_a_task(
+    consortium: Consortium, how: str, step: str
+) -> None:
+    c = consortium
+    setup = build_task(c, ("bank-a", "bank-b"), create=False)
+    b_node = setup.seat("bank-b")
+    if how == "revoked-node":
+        extra = add_node(c, "bank-b")
+        ds = setup.datasets["bank-b"]
+        b_node.participant = Participant(extra.address, ds.dataset_id, 1, setup.grants["bank-b"])
+        b_node.clients, b_node.address = extra.clients, str(extra.address)
+    setup.create()
+    if how == "suspended-org":
+        suspend(c, "bank-b")
+    else:
+        c.orgs["bank-b"].clients.consortium.revoke_node(b_node.address)
+    tasks = b_node.clients.tasks
+    with pytest.raises(custom_error("NodeNotActive")) as exc:
+        if step == "refuse":
+            tasks.refuse(setup.task_id, Reason.DATASET_MISMATCH)
+        else:
+            tasks.report_failure(setup.task_id, Reason.PEER_TIMEOUT)
+    assert revert_args(exc) == {"node": b_node.address}
+    assert setup.creator.clients.tasks.state(setup.task_id) == TaskState.CREATED
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3, 99])
+@pytest.mark.parametrize("step", ["refuse", "report", "report-creator"])
+def test_reserved_reason_codes_are_refused(consortium: Consortium, code: int, step: str) -> None:
+    setup = build_task(consortium)
+    b = setup.seat("bank-b")
+    with pytest.raises(custom_error("ReservedReasonCode")) as exc:
+        if step == "refuse":
+            b.clients.tasks.refuse(setup.task_id, code)
+        elif step == "report":
+            b.clients.tasks.report_failure(setup.task_id, code)
+        else:
+            setup.creator.clients.tasks.report_failure(setup.task_id, code)
+    assert revert_args(exc) == {"reasonCode": code}
+    assert setup.creator.clients.tasks.state(setup.task_id) == TaskState.CREATED
+    assert setup.creator.clients.tasks.events_in(setup.created, "TaskFailed") == []
+
+
+def test_reserved_reason_is_recorded_only_as_the_contract_detects_it(
+    consortium: Consortium,
+) -> None:
+    """A node may report a contract-level lapse it noticed first (a peer cut off); the
+    contract records the lapse it detects itself, not the code the caller chose."""
+    c = consortium
+    setup = build_task(c, ("bank-a", "bank-b"))
+    setup.accept_all()
+    c.orgs["bank-b"].clients.authorizations.revoke(setup.grants["bank-b"])
+    a = setup.seat("bank-a")
+    receipt = a.clients.tasks.report_failure(setup.task_id, Reason.PARTICIPANT_INACTIVE)
+    assert failed_events(setup, receipt) == [
+        {"taskId": setup.task_id, "reporter": a.address, "reasonCode": Reason.GRANT_REVOKED}
+    ]
+
+
+@pytest.mark.parametrize("code", [100, 105, 110, 2**16 - 1])
+def test_node_reported_codes_from_100_are_accepted(consortium: Consortium, code: int) -> None:
+    setup = build_task(consortium)
+    b = setup.seat("bank-b")
+    receipt = b.clients.tasks.refuse(setup.task_id, code)
+    assert failed_events(setup, receipt)[0]["reasonCode"] == code
+
+
+def test_deadline_is_capped(consortium: Consortium) -> None:
+    c = consortium
+    tasks = c.orgs["bank-a"].clients.tasks
+    cap = tasks.max_task_duration()
+    assert cap == 7 * 24 * HOUR
+    setup = build_task(c, create=False)
+    start = now(c) + 100
+    travel_to(c, start)
+    setup.deadline = start + cap + 1
+    with pytest.raises(custom_error("DeadlineTooFar")) as exc:
+        setup.create()
+    assert revert_args(exc) == {"deadline": start + cap + 1, "latest": start + cap}
+    setup.deadline = 2**64 - 1
+    with pytest.raises(custom_error("DeadlineTooFar")):
+        setup.create()
+    setup.deadline = start + cap  # exactly at the cap is fine
+    setup.create()
+    assert tasks.info(setup.task_id).deadline == start + cap
+
+
+def test_max_task_duration_must_be_non_zero(consortium: Consortium) -> None:
+    c = consortium
+    artifact = load_artifact("TaskRegistry")
+    factory = c.chain.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    args = [
+        c.deployment.address(name)
+        for name in ("Consortium", "AlgorithmRegistry", "DatasetRegistry", "AuthorizationRegistry")
+    ]
+    sender = Sender(c.chain, c.deployer)
+    with pytest.raises(custom_error("InvalidMaxTaskDuration")):
+        try:
+            sender.transact(factory.constructor(*args, 0))
+        except Exception as exc:
+            raise_decoded(exc, "TaskRegistry")
+            raise
+    receipt = sender.transact(factory.constructor(*args, 60))
+    deployed = TaskRegistryClient(c.chain, str(receipt["contractAddress"]))
+    assert deployed.max_task_duration() == 60

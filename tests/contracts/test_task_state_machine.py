@@ -32,9 +32,9 @@ from web3.types import TxReceipt
 
 from ledger import transactions
 from ledger.clients import Clients
-from ledger.clients.tasks import Participant, Reason, TaskState
+from ledger.clients.tasks import MIN_REPORTED_REASON, Participant, Reason, TaskState
 from ledger.errors import ContractRevert, custom_error
-from ledger.ids import name_id
+from ledger.ids import name_id, task_id_for
 from tests.conftest import Consortium
 from tests.contracts.helpers import (  # _fast_senders: autouse fixture
     ALGO,
@@ -216,7 +216,8 @@ class TaskMachine(RuleBasedStateMachine):
         self.model: Model | None = None
         self.actions: list[str] = CALM_ACTIONS
         self.terminal: TaskState | None = None
-        self.task_id = name_id("task", "machine")
+        self.request_id = name_id("task", "machine")
+        self.task_id = task_id_for(w.c.orgs["bank-a"].org_id, self.request_id)
         self.deadline = 0
 
     # ------------------------------------------------------------------ setup
@@ -233,7 +234,9 @@ class TaskMachine(RuleBasedStateMachine):
             variants |= {"b1": "b1-tight", "b2": "b2-tight"}
         cands = [self.world.candidates[variants.get(k, k)] for k in keys]
         self.deadline = now(self.c) + HOUR
-        self.tasks.create(self.task_id, ALGO, PARAMS, self.deadline, [x.participant for x in cands])
+        self.tasks.create(
+            self.request_id, ALGO, PARAMS, self.deadline, [x.participant for x in cands]
+        )
         self.model = Model([SeatModel(x) for x in cands])
         self.model.used = {g: 0 for g in self.world.grants}
         self.actions = CALM_ACTIONS if calm else CALM_ACTIONS + DISRUPTIONS
@@ -339,8 +342,16 @@ class TaskMachine(RuleBasedStateMachine):
         elif self.m.state != TaskState.CREATED:
             outcome = Outcome("InvalidTaskState")
         else:
-            outcome = Outcome(None, TaskState.FAILED, reason)
+            outcome = self.reported(reason)
         self.execute(outcome, lambda: clients.tasks.refuse(self.task_id, reason))
+
+    def reported(self, reason: int) -> Outcome:
+        """A caller's reason code: recorded from 100; below, only a lapse the contract
+        detects itself (here: a revoked grant) is recorded, with the contract's code."""
+        if reason >= MIN_REPORTED_REASON:
+            return Outcome(None, TaskState.FAILED, reason)
+        lapse = self.m.lapse()
+        return Outcome(None, TaskState.FAILED, lapse) if lapse else Outcome("ReservedReasonCode")
 
     def anchor_input(
         self, account: LocalAccount, clients: Clients, data: st.DataObject | None = None
@@ -429,7 +440,7 @@ class TaskMachine(RuleBasedStateMachine):
         elif self.m.state not in (TaskState.CREATED, TaskState.RUNNING):
             outcome = Outcome("InvalidTaskState")
         else:
-            outcome = Outcome(None, TaskState.FAILED, reason)
+            outcome = self.reported(reason)
         self.execute(outcome, lambda: clients.tasks.report_failure(self.task_id, reason))
 
     def expire(self, _: LocalAccount, clients: Clients, __: object = None) -> None:

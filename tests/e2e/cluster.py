@@ -25,7 +25,7 @@ import httpx
 from ledger.chain import Chain
 from ledger.clients import Clients
 from ledger.clients.algorithms import AlgorithmKind
-from ledger.deploy import GenesisMember, deploy
+from ledger.deploy import GenesisMember, Governance, deploy
 from ledger.deployment import Deployment
 from ledger.ids import hex32, name_id
 from ledger.keys import new_account, read_keystore, write_keystore
@@ -258,7 +258,7 @@ def running_cluster(
         chain.fund(account.address, 10**21)
         write_keystore(account, tmp / f"{name}-admin.json", PASSWORD)
     genesis = [GenesisMember(name_id("org", n), n, r, admins[n].address) for n, r in ORGS]
-    deployment = deploy(chain, Sender(chain, deployer), 50, genesis)
+    deployment = deploy(chain, Sender(chain, deployer), Governance.dev(50), genesis)
     manifest = tmp / "manifest.json"
     deployment.save(manifest)
     nodes: dict[str, NodeProcess] = {}

@@ -24,6 +24,7 @@ EXPECTED_CHECKS = {
     "result_digests_agree",
     "evidence_roots_match",
     "transcripts_agree_pairwise",
+    "failure_reporter_authorised",
 }
 
 
@@ -48,8 +49,8 @@ def assert_reverts_decode(scenario: ScenarioResult) -> None:
         "expected": int(TaskState.CREATED),
         "actual": int(TaskState.COMPLETED),
     }
-    log_id = name_id("log", "decode")
-    bank_a.anchors.checkpoint(log_id, 5, name_id("root", "5"))
+    bank_a.anchors.create_log(name_id("log", "decode"), 5, name_id("root", "5"))
+    log_id = bank_a.anchors.own_log_id(name_id("log", "decode"))
     with pytest.raises(custom_error("TreeSizeNotIncreasing")) as exc:
         bank_a.anchors.checkpoint(log_id, 5, name_id("root", "5b"))
     assert exc.value.arguments == {"logId": log_id, "previous": 5, "given": 5}

@@ -152,8 +152,10 @@ def test_unregistered_certificates_are_refused_and_suspension_cuts_off(
     rogue = new_tls_identity("rogue")
     assert _rpc_status(PeerClient(target, rogue, 1 << 20), envelope) != grpc.StatusCode.NOT_FOUND
 
-    # Suspend bank-b on chain: bank-a's process cuts it off within its poll interval.
-    bank_a.admin.consortium.propose_suspension(bank_b.org_id)
+    # Suspend bank-b on chain (bank-a proposes, the regulator agrees: no organisation
+    # suspends another alone): bank-a's process cuts it off within its poll interval.
+    proposal = bank_a.admin.consortium.propose_suspension(bank_b.org_id)
+    cluster.nodes["regulator"].admin.consortium.vote(proposal)
     assert not bank_a.admin.consortium.is_active_node(bank_b.address)
     deadline = time.monotonic() + config_a.poll_interval * 5 + 5
     while True:

@@ -34,7 +34,7 @@ def test_concurrent_senders_share_one_nonce_sequence(consortium: Consortium) -> 
     def worker(n: int) -> None:
         try:
             for i in range(3):
-                anchors.checkpoint(name_id("log", f"t{n}-{i}"), 1, name_id("root", f"{n}-{i}"))
+                anchors.create_log(name_id("log", f"t{n}-{i}"), 1, name_id("root", f"{n}-{i}"))
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
@@ -46,7 +46,9 @@ def test_concurrent_senders_share_one_nonce_sequence(consortium: Consortium) -> 
     assert errors == []
     chain = consortium.chain
     assert all(
-        anchors.latest(name_id("log", f"t{n}-{i}"))[0] == 1 for n in range(8) for i in range(3)
+        anchors.latest(anchors.own_log_id(name_id("log", f"t{n}-{i}")))[0] == 1
+        for n in range(8)
+        for i in range(3)
     )
     nonces = [
         int(chain.w3.eth.get_transaction_by_block(b, 0)["nonce"])
@@ -71,9 +73,8 @@ def test_keystore_round_trip(tmp_path: Path) -> None:
 
 def test_event_reader_pages_orders_and_respects_confirmations(consortium: Consortium) -> None:
     anchors = consortium.orgs["bank-a"].node_clients.anchors
-    log_id = name_id("log", "reader")
     for size in range(1, 6):
-        anchors.checkpoint(log_id, size, name_id("root", str(size)))
+        anchors.append(name_id("log", "reader"), size, name_id("root", str(size)))
     source = Source("AnchorLog", anchors.address, anchors.contract.abi)
     chain = consortium.chain
     everything = EventReader(chain, [source], page_size=1).read()
@@ -92,5 +93,5 @@ def test_a_sender_without_ether_is_refused_before_broadcast(consortium: Consorti
     poor = new_account()
     clients = consortium.clients_for(poor)
     with pytest.raises(Exception, match=r"(?i)insufficient|funds|balance"):
-        clients.anchors.checkpoint(name_id("log", "poor"), 1, name_id("root", "x"))
+        clients.anchors.create_log(name_id("log", "poor"), 1, name_id("root", "x"))
     assert Sender(consortium.chain, poor).chain.w3.eth.get_transaction_count(poor.address) == 0

@@ -15,7 +15,7 @@ from ledger.clients import Clients
 from ledger.clients.algorithms import AlgorithmKind
 from ledger.clients.datasets import DatasetVersion
 from ledger.clients.tasks import Reason, TaskState
-from ledger.ids import hex32, name_id
+from ledger.ids import dataset_id_for, hex32, name_id
 from node.algorithms import stats
 from node.algorithms.package import package_of
 from node.channel import Channel, InMemoryNetwork
@@ -111,10 +111,11 @@ class Network:
         if rows:
             self.rows += write_rows(base / "rows.csv", seed, rows)
             data = import_csv(base / "rows.csv", identifier_columns=identifier_columns)
-            dataset_id = name_id("dataset", f"{name}/accounts")
+            dataset_name = name_id("dataset", f"{name}/accounts")
+            dataset_id = dataset_id_for(orgs[org].org_id, dataset_name)
             datasets.save(dataset_id, 1, data, classification)
             clients.datasets.register(
-                dataset_id,
+                dataset_name,
                 DatasetVersion(
                     data.merkle_root, data.row_count, data.schema_digest, classification
                 ),

@@ -245,11 +245,36 @@ def test_oversized_uploads_are_refused_and_change_nothing(
     client = TestClient(create_app(service, TOKEN, tmp_path / "uploads", max_upload_bytes=64))
     head = consortium.chain.head()
     response = upload(client, "id,amount\n" + "A1,10\n" * 20)
-    assert response.status_code == 422  # type: ignore[attr-defined]
-    assert response.json()["error"] == {  # type: ignore[attr-defined]
-        "field": "file",
-        "message": "larger than 64 bytes",
-    }
+    assert response.status_code == 413  # type: ignore[attr-defined]
+    error = response.json()["error"]  # type: ignore[attr-defined]
+    assert error["field"] == "body" and "exceeds the 64-byte limit" in error["message"]
+    # Streamed without a Content-Length: cut off as soon as the body passes the limit
+    # (what a real server reads is measured in test_entry_limits.py).
+    chunks = iter([b"x" * 40, b"y" * 40, b"z" * 40])
+    streamed = client.post(
+        "/datasets",
+        headers={**AUTH, "Content-Type": "multipart/form-data; boundary=b"},
+        content=chunks,
+    )
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["field"] == "body"
     assert consortium.chain.head() == head
     assert service.datasets.versions() == []
-    assert list((tmp_path / "uploads").iterdir()) == []  # the staged copy is gone too
+    assert not (tmp_path / "uploads").exists() or list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_json_requests_have_their_own_small_limit(api: tuple[TestClient, NodeService]) -> None:
+    client, _ = api
+    response = client.post("/grants", headers=AUTH, json={"purpose": "p" * (2 * 1024 * 1024)})
+    assert response.status_code == 413
+    assert response.json()["error"]["field"] == "body"
+
+
+def test_a_bad_token_is_refused_by_name_before_the_body(
+    api: tuple[TestClient, NodeService],
+) -> None:
+    client, _ = api
+    response = client.post("/grants", headers={"Authorization": "Bearer nope"}, json={})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.json()["error"]["field"] == "Authorization"

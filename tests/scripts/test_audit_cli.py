@@ -5,14 +5,17 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from eth_typing import HexStr
 
 from ledger.canonical import digest
 from ledger.chain import Chain
 from ledger.deployment import Deployment
 from scripts.cli import main
 from scripts.demo import ScenarioResult, run_scenario
+from tests.conftest import build_consortium
 
 
 def _files(tmp_path: Path, scenario: ScenarioResult) -> tuple[Path, Path]:
@@ -35,7 +38,10 @@ def test_verify_show_and_tamper(
 
     assert main(["audit", "verify", "--transcripts", str(transcripts), *common]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["verified"] is True and len(report["checks"]) == 9
+    assert report["verified"] is True and len(report["checks"]) == 13
+    names = [c["name"] for c in report["checks"]]
+    assert names[:3] == ["deployment_bytecode", "deployment_origin", "deployment_links"]
+    assert "failure_reporter_authorised" in names
 
     assert main(["task", "show", *common]) == 0
     shown = json.loads(capsys.readouterr().out)
@@ -54,6 +60,49 @@ def test_verify_show_and_tamper(
     assert main(["audit", "verify", "--transcripts", str(transcripts), *common]) == 1
     report = json.loads(capsys.readouterr().out)
     assert {c["name"] for c in report["checks"] if not c["passed"]} == {"evidence_roots_match"}
+
+
+def test_the_manifest_is_bound_to_the_chain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], anvil_url: str
+) -> None:
+    """The deployment checks pass on a real deployment; a manifest pointing at a
+    look-alike (a second copy of the Consortium: same code, same constructor arguments,
+    which the other contracts do not point at) fails them, naming the contract."""
+    consortium = build_consortium(Chain.connect(anvil_url))
+    chain, manifest = consortium.chain, tmp_path / "manifest.json"
+    consortium.deployment.save(manifest)
+    argv = ["audit", "verify", "--chain", anvil_url, "--manifest", str(manifest), "0x" + "ab" * 32]
+
+    def deployment_checks() -> dict[str, dict[str, Any]]:
+        assert main(argv) == 1  # the task does not exist: its own checks fail
+        report = json.loads(capsys.readouterr().out)
+        return {c["name"]: c for c in report["checks"] if c["name"].startswith("deployment_")}
+
+    checks = deployment_checks()
+    assert list(checks) == ["deployment_bytecode", "deployment_origin", "deployment_links"]
+    assert all(c["passed"] for c in checks.values()), checks
+
+    original = consortium.deployment.contracts["Consortium"]
+    data = chain.w3.eth.get_transaction(HexStr(original.transaction))["input"]
+    receipt = chain.w3.eth.wait_for_transaction_receipt(
+        chain.w3.eth.send_transaction({"from": chain.w3.eth.accounts[0], "data": data})
+    )
+    look_alike = consortium.deployment.to_json()
+    look_alike["contracts"]["Consortium"].update(
+        address=receipt["contractAddress"],
+        block=receipt["blockNumber"],
+        transaction="0x" + bytes(receipt["transactionHash"]).hex(),
+    )
+    manifest.write_text(json.dumps(look_alike))
+    checks = deployment_checks()
+    assert checks["deployment_bytecode"]["passed"]
+    assert not checks["deployment_links"]["passed"]
+    assert (
+        f"the manifest's Consortium is {receipt['contractAddress']}"
+        in (checks["deployment_links"]["detail"])
+    )
+    assert not checks["deployment_origin"]["passed"]  # not sent by the manifest's deployer
+    assert checks["deployment_origin"]["detail"].startswith("Consortium (transaction ")
 
 
 def test_bad_ids_manifests_and_transcripts(
