@@ -33,6 +33,7 @@ from ledger.ids import (
     task_id_for,
 )
 from ledger.task_params import ParamsEnvelope
+from node.admission import dataset_levels
 from node.algorithms import output_policy
 from node.algorithms.package import package_of
 from node.dataset_store import DatasetStore
@@ -270,11 +271,7 @@ class NodeService:
         if not getattr(module, "OUTPUT_POLICY", False):
             return
         try:
-            levels = [
-                self.clients.datasets.version_info(p.dataset_id, p.dataset_version).classification
-                for p in slots
-                if p.dataset_id != bytes(32)
-            ]
+            levels = dataset_levels(self.clients, slots)
         except ContractRevert:
             return  # an unknown dataset version: the chain refuses the task with its name
         try:

@@ -26,22 +26,11 @@ from eth_account import Account
 from node.channel import Channel, InMemoryNetwork, PeerTimeout
 from node.crypto import masking, secagg, shamir
 from tests.node.faulty_channel import Crashed, FaultyChannel
+from tests.node.party_keys import account_of, identity, key_ring
 
 AGG = "aggregator"
 PURPOSE: dict[str, Any] = {"algorithm": "test-sum", "version": "1", "params": {}}
 TASK = bytes(range(32))
-
-
-def account_of(name: str) -> Any:
-    return Account.from_key(hashlib.sha256(b"test-node-key:" + name.encode()).digest())
-
-
-def identity(name: str) -> secagg.Identity:
-    return secagg.Identity(account_of(name))
-
-
-def key_ring(names: Sequence[str]) -> secagg.KeyRingVerifier:
-    return secagg.KeyRingVerifier({n: account_of(n).address for n in names})
 
 
 def names_of(n: int) -> list[str]:

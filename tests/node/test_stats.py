@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 from Crypto.Protocol import SecretSharing
-from eth_account import Account
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +32,7 @@ from node.algorithms.package import package_of
 from node.channel import Channel, InMemoryNetwork, PeerTimeout, RecordingChannel
 from node.crypto import masking, secagg
 from tests.node.faulty_channel import Crashed, FaultyChannel
+from tests.node.party_keys import identity, key_ring
 
 Row = dict[str, int | str]
 AGG = "aggregator"
@@ -55,19 +55,6 @@ def make_params(**overrides: Any) -> stats.StatsParams:
     }
     data.update(overrides)
     return stats.StatsParams.from_json({k: v for k, v in data.items() if v is not None})
-
-
-def account_of(name: str) -> Any:
-    """A fixed node key per party name (tests name parties freely; a key ring maps them)."""
-    return Account.from_key(hashlib.sha256(b"test-node-key:" + name.encode()).digest())
-
-
-def identity(name: str) -> secagg.Identity:
-    return secagg.Identity(account_of(name))
-
-
-def key_ring(names: Sequence[str]) -> secagg.KeyRingVerifier:
-    return secagg.KeyRingVerifier({n: account_of(n).address for n in names})
 
 
 def random_rows(rng: random.Random, count: int) -> list[Row]:
