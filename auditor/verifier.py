@@ -16,7 +16,7 @@ from typing import Any
 from ledger.clients.tasks import Reason
 from ledger.events import Event
 from ledger.task_params import ParamsEnvelope
-from ledger.transcript import Entry, chain_intact, transcript_root
+from ledger.transcript import Entry, chain_intact, evidence_log_id, transcript_root
 
 ZERO = bytes(32)
 TERMINAL = ("TaskCompleted", "TaskDisputed", "TaskFailed", "TaskExpired")
@@ -115,12 +115,11 @@ def _org_active(history: Sequence[Event], org: bytes) -> bool:
 
 def check_task_created(h: TaskHistory) -> Check:
     n = sum(1 for e in h.task_events if e.name == "TaskCreated")
-    return Check(
-        "task_created",
-        n == 1,
-        "exactly one TaskCreated event" if n == 1 else f"{n} TaskCreated events",
-        {"taskId": _hex(h.task_id)},
-    )
+    detail = {
+        0: f"no such task on chain: {_hex(h.task_id)} (no TaskCreated event)",
+        1: "exactly one TaskCreated event",
+    }.get(n, f"{n} TaskCreated events")
+    return Check("task_created", n == 1, detail, {"taskId": _hex(h.task_id)})
 
 
 def check_lifecycle_order(h: TaskHistory) -> Check:
@@ -524,54 +523,226 @@ def check_params_commitment(h: TaskHistory, disclosed: ParamsEnvelope) -> Check:
     )
 
 
+def _checkpoints(h: TaskHistory, node: str) -> list[tuple[int, bytes]]:
+    """(tree size, root) of every checkpoint of ``node``'s log of this task, in order."""
+    log_id = evidence_log_id(node, h.task_id)
+    return [
+        (int(e.args["treeSize"]), bytes(e.args["rootHash"]))
+        for e in h.all_events
+        if e.contract == "AnchorLog"
+        and e.name == "Checkpointed"
+        and bytes(e.args.get("logId", b"")) == log_id
+    ]
+
+
+def _anchored_prefix(entries: Sequence[Entry]) -> int:
+    """Length of the transcript before its trailing late deliveries: what a node's
+    result root covers (it records messages it never read only after submitting)."""
+    size = len(entries)
+    while size > 0 and entries[size - 1].kind == "received-late":
+        size -= 1
+    return size
+
+
 def check_evidence(h: TaskHistory, transcripts: Mapping[str, Sequence[Entry]]) -> Check:
+    """Each transcript hashes to the root its node anchored with its result.
+
+    A transcript may extend that prefix with late deliveries only (``received-late``:
+    messages delivered to the node but never read by the protocol, recorded when its
+    part of the task ended, after the result). The extended transcript must then be
+    exactly the node's latest checkpoint in its AnchorLog log of the task (size and
+    root), so the remainder is anchored too and cannot be written after the fact.
+    Whether or not there is a remainder, a transcript shorter than that latest
+    checkpoint is refused: entries the node anchored are missing.
+    """
+    name = "evidence_roots_match"
     anchored = {
         str(e.args["node"]).lower(): bytes(e.args["evidenceRoot"])
         for e in h.task_events
         if e.name == "ResultSubmitted"
     }
+    if h.created() is None:
+        return Check(name, False, f"no such task on chain: {_hex(h.task_id)}")
     given = {k.lower(): v for k, v in transcripts.items()}
-    roots = {}
+    roots: dict[str, str] = {}
+    late: dict[str, int] = {}
     for node, _d, _v, _g in h.participants():
         if node.lower() not in anchored and h.ended_without_results():
             continue  # never submitted: no root was anchored to match a transcript against
         entries = given.get(node.lower())
         if entries is None:
-            return Check("evidence_roots_match", False, f"no transcript from {node}")
+            return Check(name, False, f"no transcript from {node}, which anchored a result")
         if not chain_intact(entries):
-            return Check("evidence_roots_match", False, f"transcript of {node} is not hash-chained")
-        root = transcript_root(entries)
+            return Check(name, False, f"transcript of {node} is not hash-chained")
+        prefix = _anchored_prefix(entries)
+        root = transcript_root(entries[:prefix])
         if anchored.get(node.lower()) != root:
+            return Check(name, False, f"transcript of {node} does not hash to its anchor")
+        checkpoints = _checkpoints(h, node)
+        latest = checkpoints[-1] if checkpoints else None
+        full = (len(entries), transcript_root(entries))
+        if prefix < len(entries) and latest != full:
             return Check(
-                "evidence_roots_match", False, f"transcript of {node} does not hash to its anchor"
+                name,
+                False,
+                f"transcript of {node} adds {len(entries) - prefix} late deliveries after its "
+                f"anchored result, but its latest AnchorLog checkpoint "
+                f"({'none' if latest is None else f'size {latest[0]}'}) is not that transcript",
+            )
+        if latest is not None and latest[0] > len(entries):
+            return Check(
+                name,
+                False,
+                f"transcript of {node} has {len(entries)} entries, its latest AnchorLog "
+                f"checkpoint covers {latest[0]}: anchored entries are missing",
             )
         roots[node] = _hex(root)
-    return Check(
-        "evidence_roots_match",
-        True,
-        f"{len(roots)} transcript(s) hash to their anchored roots",
-        {"roots": roots},
-    )
+        if prefix < len(entries):
+            late[node] = len(entries) - prefix
+    detail = f"{len(roots)} transcript(s) hash to their anchored roots"
+    if late:
+        detail += (
+            f"; {sum(late.values())} late deliveries after them, covered by the nodes' "
+            "latest AnchorLog checkpoints"
+        )
+    return Check(name, True, detail, {"roots": roots, "lateDeliveries": late})
+
+
+Message = tuple[str, str, str, bytes]  # (sender, receiver, step, message digest)
+
+
+def _message(m: Message) -> str:
+    return f"{m[2]!r} from {m[0]} to {m[1]}"
 
 
 def check_transcripts_agree(h: TaskHistory, transcripts: Mapping[str, Sequence[Entry]]) -> Check:
-    """What A recorded as sent to B is exactly what B recorded as received from A."""
-    sent: set[tuple[str, str, str, bytes]] = set()
-    received: set[tuple[str, str, str, bytes]] = set()
-    for node, entries in transcripts.items():
+    """What A recorded as sent to B is exactly what B recorded as received from A.
+
+    A node records a message as sent once the peer's transport filed it, and as received
+    when its protocol reads it, or as ``received-late`` when its part of the task ends
+    with the message still unread (a threshold protocol finishes once enough peers
+    answered). A node *finished* when it submitted a result on chain; one that did not
+    may have gone away at any point (crashed, lost its inbox, stopped), so its
+    transcript may end early. The rules, per message:
+
+    * sent and received (in time or late): agrees; late ones are counted and named;
+    * sent but never recorded by its receiver: passes only if the receiver did not
+      finish (it went away holding the message unread); fails if it finished;
+    * received but never recorded as sent: passes only if the sender did not finish,
+      and for at most one message per such sender (a crash between a send and its
+      record loses the record of that node's last send only); fails otherwise;
+    * a message to or from a node that is not a participant of the task fails.
+
+    Every peer that went away with messages unaccounted for is named in the detail.
+    A participant that finished but whose transcript was not given fails the check, so
+    it never passes on nothing; a participant that did not finish and gave no
+    transcript counts as an empty one.
+    """
+    name = "transcripts_agree_pairwise"
+    if h.created() is None:
+        return Check(name, False, f"no such task on chain: {_hex(h.task_id)}")
+    participants = {p[0].lower(): p[0] for p in h.participants()}
+    finished = {str(e.args["node"]).lower() for e in h.task_events if e.name == "ResultSubmitted"}
+    given = {k.lower(): v for k, v in transcripts.items()}
+    missing = sorted(participants[n] for n in finished if n in participants and n not in given)
+    if missing:
+        return Check(
+            name,
+            False,
+            f"no transcript from {', '.join(missing)}, which submitted a result: its "
+            "messages cannot be compared",
+            {"missingTranscripts": missing},
+        )
+    strangers = sorted(n for n in set(given) - set(participants) if given[n])
+    if strangers:
+        return Check(name, False, f"transcript(s) from non-participant(s) {', '.join(strangers)}")
+    given = {n: entries for n, entries in given.items() if n in participants}
+    sent: set[Message] = set()
+    received: set[Message] = set()
+    late: set[Message] = set()
+    for node, entries in given.items():
         for e in entries:
             if e.kind == "sent":
-                sent.add((node.lower(), e.peer.lower(), e.step, e.digest))
+                sent.add((node, e.peer.lower(), e.step, e.digest))
             elif e.kind == "received":
-                received.add((e.peer.lower(), node.lower(), e.step, e.digest))
-    if sent != received:
-        return Check(
-            "transcripts_agree_pairwise",
-            False,
-            f"{len(sent ^ received)} message(s) recorded by only one side",
+                received.add((e.peer.lower(), node, e.step, e.digest))
+            elif e.kind == "received-late":
+                late.add((e.peer.lower(), node, e.step, e.digest))
+    evidence: dict[str, Any] = {}
+    twice = sorted(received & late)
+    if twice:
+        return Check(name, False, f"{_message(twice[0])} is recorded as received twice")
+    got = received | late
+    outsiders = sorted(
+        m for m in sent | got if m[0] not in participants or m[1] not in participants
+    )
+    if outsiders:
+        return Check(name, False, f"{_message(outsiders[0])} names a non-participant")
+
+    went_away: set[str] = set()
+    undelivered = sorted(sent - got)
+    for m in undelivered:
+        if m[1] in finished:
+            return Check(
+                name,
+                False,
+                f"{_message(m)} was recorded as sent, but {participants[m[1]]} never recorded "
+                "receiving it although it submitted a result",
+                {"message": _message(m)},
+            )
+        went_away.add(m[1])
+    unconfirmed = sorted(got - sent)
+    per_sender: dict[str, int] = {}
+    for m in unconfirmed:
+        if m[0] in finished:
+            return Check(
+                name,
+                False,
+                f"{_message(m)} was recorded as received by {participants[m[1]]}, but "
+                f"{participants[m[0]]} never recorded sending it although it submitted a result",
+                {"message": _message(m)},
+            )
+        per_sender[m[0]] = per_sender.get(m[0], 0) + 1
+        if per_sender[m[0]] > 1:
+            return Check(
+                name,
+                False,
+                f"{participants[m[1]]} recorded {per_sender[m[0]]}+ messages from "
+                f"{participants[m[0]]} that it never recorded sending (a sender that went "
+                f"away can lose the record of its last send only), e.g. {_message(m)}",
+                {"message": _message(m)},
+            )
+        went_away.add(m[0])
+    gone = sorted(participants[n] for n in went_away)
+    late_by: dict[str, int] = {}
+    for m in late:
+        late_by[participants[m[1]]] = late_by.get(participants[m[1]], 0) + 1
+    evidence = {
+        "messages": len(sent | got),
+        "deliveredLate": len(late),
+        "lateByReceiver": dict(sorted(late_by.items())),
+        "undelivered": len(undelivered),
+        "unconfirmed": len(unconfirmed),
+        "wentAway": gone,
+    }
+    detail = f"{len(sent & got)} message(s) recorded identically by sender and receiver"
+    if late:
+        detail += f", {len(late)} of them delivered late (received after the protocol finished)"
+    if undelivered:
+        detail += (
+            f"; {len(undelivered)} sent to a node that went away before reading them "
+            "(it submitted no result)"
         )
-    detail = f"{len(sent)} message(s) recorded identically by sender and receiver"
-    return Check("transcripts_agree_pairwise", True, detail, {"messages": len(sent)})
+    if unconfirmed:
+        detail += (
+            f"; {len(unconfirmed)} received from a node that went away before recording "
+            "the send (its last)"
+        )
+    if gone:
+        detail += f"; went away: {', '.join(gone)}"
+    if not given:
+        detail = "no transcripts given and no participant submitted a result: nothing to compare"
+    return Check(name, True, detail, evidence)
 
 
 CHECKS: tuple[Callable[[TaskHistory], Check], ...] = (
@@ -595,6 +766,9 @@ def verify_task(
     """Every check of one task; `deployment` are the chain-binding checks of the
     deployment it ran on (see `auditor.replay.deployment_checks`), reported first."""
     checks = list(deployment)
+    if history.created() is None:
+        # Nothing on chain to check: every other check would pass or fail on nothing.
+        return [*checks, check_task_created(history)]
     checks += [check(history) for check in CHECKS]
     checks.append(check_evidence(history, transcripts))
     checks.append(check_transcripts_agree(history, transcripts))

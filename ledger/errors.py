@@ -24,7 +24,33 @@ from ledger.artifacts import CONTRACT_NAMES, abi
 
 
 class ChainError(RuntimeError):
-    """Base of every error raised by the ledger layer when talking to a chain."""
+    """Base of every error raised by the ledger layer when talking to a chain.
+
+    A subclass may carry a class attribute ``code`` (e.g. ``"NO_GAS"``): the stable
+    name the REST API answers with, so a client can act on the kind of failure
+    without parsing the message.
+    """
+
+
+class NoGas(ChainError):
+    """The sending account cannot pay for the transaction; nothing was sent.
+
+    Raised before signing, so a newcomer whose admin or node account was never funded
+    reads which account, how much it holds and how much is needed, and the command
+    that funds it on a development chain, instead of an out-of-gas traceback.
+    """
+
+    code = "NO_GAS"
+
+    def __init__(self, account: str, balance: int, needed: int, chain_url: str) -> None:
+        self.account = account
+        self.balance = balance
+        self.needed = needed
+        super().__init__(
+            f"account {account} has no gas (balance {balance} wei; the transaction needs "
+            f"about {needed} wei) \u2014 on a development chain: "
+            f"provnet chain fund --chain {chain_url} {account}"
+        )
 
 
 class ContractRevert(ChainError):

@@ -11,6 +11,21 @@ definition: one row dict at a time through ``canonical_json``, easy to audit and
 one every proof or third-party check follows. ``batch_leaf_hashes`` computes the same
 hashes column-wise from an Arrow record batch, because a million rows through the
 definition take tens of seconds; tests prove the two equal on adversarial data.
+
+Column types and how a value is written in a row's JSON (the leaf encoding):
+
+* ``integer``: a JSON number, within ±(2**53-1) (RFC 8785 numbers are doubles).
+* ``string``: a JSON string.
+* ``decimal`` with a declared ``scale`` s in 1..18 (digits after the point): an exact
+  fixed-point number of at most 18 digits, held in Arrow as ``decimal128(18, s)``
+  (that is, the integer value x 10^s, below 10^18 in magnitude). In a row's JSON it is
+  a JSON *string*, the canonical decimal text ``decimal_text``: an optional ``-``, the
+  integer part without leading zeros (``0`` if none), a point and exactly s digits, so
+  ``12.5`` at scale 2 is ``"12.50"``, minus one cent ``"-0.01"``, zero ``"0.00"`` (never
+  ``"-0.00"``), and never an exponent. A string rather than a number because 18 digits
+  exceed what an RFC 8785 number holds exactly. The scale is part of the schema digest
+  (entry ``{"name", "type": "decimal", "scale": s}``), so the same text under a string
+  column and under a decimal column commits to different schemas.
 """
 
 from __future__ import annotations
@@ -32,9 +47,14 @@ from ledger import merkle
 from ledger.canonical import canonical_json, digest_json
 
 SALT_LABEL = b"provnet:row-salt:v1\0"
-COLUMN_TYPES = ("integer", "string")
+COLUMN_TYPES = ("integer", "string", "decimal")
 # RFC 8785 numbers are IEEE-754 doubles: integers beyond this have no exact form.
 MAX_SAFE_INTEGER = 2**53 - 1
+# A decimal column holds at most this many digits, MAX_SCALE of them after the point:
+# its scaled values (value x 10^scale) always fit an int64, so sums stay exact limb sums.
+DECIMAL_DIGITS = 18
+MAX_SCALE = 18
+MAX_SCALED = 10**DECIMAL_DIGITS - 1
 
 _LEAF_PREFIX = pa.scalar(b"\x00", pa.binary())
 _EMPTY_BINARY = pa.scalar(b"", pa.binary())
@@ -56,6 +76,83 @@ class Column:
     # Marked by the owner as identifying people or accounts (account number, national
     # id); part of the schema digest, so the marking itself is committed on chain.
     identifier: bool = False
+    # Digits after the point of a decimal column (1..MAX_SCALE); 0 for every other type.
+    scale: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scale, bool) or not isinstance(self.scale, int):
+            raise ValueError(f"column {self.name!r}: scale must be an integer")
+        if self.type == "decimal" and not 1 <= self.scale <= MAX_SCALE:
+            raise ValueError(
+                f"decimal column {self.name!r}: scale must be 1..{MAX_SCALE}, got {self.scale}"
+            )
+        if self.type != "decimal" and self.scale != 0:
+            raise ValueError(f"{self.type} column {self.name!r} has no scale")
+
+
+def arrow_type(column: Column) -> pa.DataType:
+    """The Arrow type a column's values are held in: int64, string or decimal128(18, s)."""
+    if column.type == "integer":
+        return pa.int64()
+    if column.type == "string":
+        return pa.string()
+    if column.type == "decimal":
+        return pa.decimal128(DECIMAL_DIGITS, column.scale)
+    raise ValueError(f"column {column.name!r} has unknown type {column.type!r}")
+
+
+def decimal_text(scaled: int, scale: int) -> str:
+    """The canonical text of the decimal ``scaled`` x 10^-``scale`` (the leaf encoding of
+    a decimal value; see the module docstring): ``decimal_text(-1250, 2) == "-12.50"``."""
+    if not 1 <= scale <= MAX_SCALE:
+        raise ValueError(f"scale must be 1..{MAX_SCALE}, got {scale}")
+    whole, fraction = divmod(abs(scaled), 10**scale)
+    return f"{'-' if scaled < 0 else ''}{whole}.{fraction:0{scale}d}"
+
+
+def decimal_unscaled(values: pa.Array | pa.ChunkedArray) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The scaled integers (value x 10^scale) of a decimal128 array without nulls, read
+    from its 128-bit little-endian words; ValueError if one does not fit an int64."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not pa.types.is_decimal128(values.type):
+        raise ValueError(f"expected decimal128 values, got {values.type}")
+    if values.null_count:
+        raise ValueError("decimal values hold nulls")
+    buffer = values.buffers()[1]
+    if buffer is None or not len(values):
+        return np.zeros(0, np.int64)
+    words = np.frombuffer(buffer, "<i8")[2 * values.offset : 2 * (values.offset + len(values))]
+    low, high = words[0::2], words[1::2]
+    if np.any(high != (low >> 63)):
+        raise ValueError("decimal values beyond the 64-bit range")
+    return low.astype(np.int64)
+
+
+def decimal_array(scaled: np.ndarray[Any, np.dtype[np.int64]], scale: int) -> pa.Array:
+    """``decimal128(18, scale)`` values from their scaled int64 integers (range-checked)."""
+    scaled = np.ascontiguousarray(scaled, np.int64)
+    if scaled.size and int(np.max(np.abs(scaled))) > MAX_SCALED:
+        raise ValueError(f"decimal values beyond {DECIMAL_DIGITS} digits")
+    words = np.empty(2 * scaled.size, "<i8")
+    words[0::2], words[1::2] = scaled, scaled >> 63
+    return pa.Array.from_buffers(
+        pa.decimal128(DECIMAL_DIGITS, scale), scaled.size, [None, pa.py_buffer(words.tobytes())]
+    )
+
+
+def decimal_strings(values: pa.Array | pa.ChunkedArray, scale: int) -> pa.Array:
+    """``decimal_text`` of every value of a decimal array, column-wise.
+
+    Arrow's own cast writes small values with an exponent (``1E-18``), so the text is
+    assembled here: sign, integer part, point, fraction left-padded with zeros.
+    """
+    scaled = decimal_unscaled(values)
+    magnitude = np.abs(scaled)
+    whole = pa.array(magnitude // 10**scale).cast(pa.string())
+    fraction = pc.utf8_lpad(pa.array(magnitude % 10**scale).cast(pa.string()), scale, "0")
+    sign = pc.if_else(pa.array(scaled < 0), "-", "")
+    return pc.binary_join_element_wise(sign, whole, ".", fraction, "")
 
 
 def row_salt(version_key: bytes, index: int) -> bytes:
@@ -89,6 +186,8 @@ def schema_digest(columns: Sequence[Column]) -> bytes:
 
 def _schema_entry(column: Column) -> dict[str, object]:
     entry: dict[str, object] = {"name": column.name, "type": column.type}
+    if column.type == "decimal":
+        entry["scale"] = column.scale
     if column.identifier:
         entry["identifier"] = True
     return entry
@@ -135,9 +234,9 @@ def canonical_rows(columns: Sequence[Column], batch: pa.RecordBatch) -> pa.Binar
     """``canonical_json(row)`` of every row of an Arrow record batch, as a binary array.
 
     Keys are the column names in RFC 8785 order (UTF-16 code units); integers are
-    written as plain decimals (range-checked), strings quoted, and only the strings
-    that need escaping go through ``json.dumps``, which escapes exactly as RFC 8785
-    does for valid Unicode. Null values are refused.
+    written as plain decimals (range-checked), strings quoted, decimals as quoted
+    ``decimal_text``, and only the strings that need escaping go through ``json.dumps``,
+    which escapes exactly as RFC 8785 does for valid Unicode. Null values are refused.
     """
     return _joined(_row_parts(columns, batch))
 
@@ -178,12 +277,13 @@ def _row_parts(columns: Sequence[Column], batch: pa.RecordBatch) -> list[Any]:
     text = "{"
     for i in order:
         column = columns[i]
+        quoted = column.type in ("string", "decimal")
         text += canonical_json(column.name).decode("utf-8") + ":"
-        if column.type == "string":
+        if quoted:
             text += '"'
         parts.append(pa.scalar(text.encode("utf-8"), pa.binary()))
         parts.append(_json_values(column, batch.column(i)).cast(pa.binary()))
-        text = '",' if column.type == "string" else ","
+        text = '",' if quoted else ","
     parts.append(pa.scalar((text[:-1] + "}").encode("utf-8"), pa.binary()))
     return parts
 
@@ -212,6 +312,17 @@ def _json_values(column: Column, values: pa.Array) -> pa.Array:
             return strings
         escaped = [_json_string(v)[1:-1] for v in strings.filter(needs).to_pylist()]
         return pc.replace_with_mask(strings, needs, pa.array(escaped, pa.string()))
+    if column.type == "decimal":
+        if not values.type.equals(arrow_type(column)):
+            raise ValueError(
+                f"decimal column {column.name!r} (scale {column.scale}) holds {values.type}"
+            )
+        scaled = decimal_unscaled(values)
+        if scaled.size and int(np.max(np.abs(scaled))) > MAX_SCALED:
+            raise ValueError(
+                f"column {column.name!r} holds decimals beyond {DECIMAL_DIGITS} digits"
+            )
+        return decimal_strings(values, column.scale)  # never needs escaping
     raise ValueError(f"column {column.name!r} has unknown type {column.type!r}")
 
 

@@ -7,7 +7,10 @@ ever reusing or skipping a nonce. The counter is re-read from the chain when a s
 fails, so an outside sender using the same key is recovered from, not fatal.
 
 Every transaction is estimated first: a revert then surfaces before anything is
-broadcast, decoded to the contract's custom error, and nothing lands on chain.
+broadcast, decoded to the contract's custom error, and nothing lands on chain. The
+sender's balance is then checked against gas x max fee (+ value), the amount the chain
+itself requires, so an unfunded account fails with `NoGas` naming it instead of an
+out-of-gas error from the node.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from web3.types import TxReceipt
 from ledger.chain import Chain
 from ledger.errors import (
     ContractRevert,
+    NoGas,
     TransactionReverted,
     decode_revert,
     revert_data_from,
@@ -114,12 +118,16 @@ class Sender:
         }
         if gas is not None:
             params["gas"] = gas
+        estimated = None if gas is not None else self._estimate_pending(fn, params)
+        if estimated is not None:
+            params["gas"] = int(estimated * GAS_MARGIN) + GAS_HEADROOM
         try:
             tx: dict[str, Any] = dict(fn.build_transaction(params))  # type: ignore[arg-type]
         except Exception as exc:
             raise_decoded(exc)
+            self._raise_if_unfunded(fn, params, gas)
             raise
-        if gas is None:
+        if gas is None and estimated is None:
             # The estimate is taken against the current state; another participant's
             # transaction mined first can make this one take a costlier path (the last
             # result submission completes the task). Unused gas is refunded.
@@ -133,6 +141,7 @@ class Sender:
             if counter.next is None:
                 counter.next = int(w3.eth.get_transaction_count(self.address, "pending"))
             tx = build(counter.next)
+            self._require_funds(tx)
             signed = self.account.sign_transaction(tx)
             try:
                 tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -141,6 +150,57 @@ class Sender:
                 raise
             counter.next += 1
         return bytes(tx_hash)
+
+    def _estimate_pending(
+        self, fn: ContractFunction | ContractConstructor, params: dict[str, Any]
+    ) -> int | None:
+        """Gas estimated against the pending block, the block this transaction joins.
+
+        `latest` would judge time-dependent calls by the last mined block's timestamp:
+        on an idle dev chain that block is old, so `expire` after a deadline reverted
+        in the estimate and, with no block ever mined, the task was never expired. The
+        pending block carries the time the next block would get. A revert here is the
+        contract's answer and is raised decoded; any other failure (a backend without
+        pending estimates, such as eth-tester, or an unfunded account) returns None and
+        leaves the estimate, and its error reporting, to `build_transaction`.
+        """
+        if self.chain.embedded:
+            return None  # eth-tester has no pending-block estimates (MethodUnavailable)
+        try:
+            return int(fn.estimate_gas(params, block_identifier="pending"))  # type: ignore[arg-type]
+        except Exception as exc:
+            raise_decoded(exc)
+            return None
+
+    def _require_funds(self, tx: dict[str, Any]) -> None:
+        """NoGas unless the balance covers gas x max fee + value (the chain's own rule)."""
+        price = int(tx.get("maxFeePerGas", tx.get("gasPrice", 0)))
+        needed = int(tx["gas"]) * price + int(tx.get("value", 0))
+        balance = int(self.chain.w3.eth.get_balance(self.address))
+        if balance < needed:
+            raise NoGas(self.address, balance, needed, self.chain.url)
+
+    def _raise_if_unfunded(
+        self, fn: ContractFunction | ContractConstructor, params: dict[str, Any], gas: int | None
+    ) -> None:
+        """Explain a failed estimate that was due to the balance, not to the contract.
+
+        Nodes estimate against the sender's balance (anvil answers "gas required exceeds
+        allowance", eth-tester "cannot afford txn gas"), so the estimate is repeated at a
+        zero fee: a revert then still surfaces as the contract's error, and a successful
+        estimate gives the gas the balance must cover. Returns when the balance was not
+        the cause, leaving the caller to re-raise the original error.
+        """
+        free = {k: v for k, v in params.items() if k not in ("maxFeePerGas", "gasPrice")}
+        free.update(maxFeePerGas=0, maxPriorityFeePerGas=0)
+        try:
+            estimate = gas if gas is not None else int(fn.estimate_gas(free))  # type: ignore[arg-type]
+        except Exception as exc:
+            raise_decoded(exc)
+            return
+        if gas is None:
+            estimate = int(estimate * GAS_MARGIN) + GAS_HEADROOM
+        self._require_funds({"gas": estimate, "maxFeePerGas": params.get("maxFeePerGas", 0)})
 
     def _wait(self, tx_hash: bytes, fn: ContractFunction | ContractConstructor | None) -> TxReceipt:
         w3 = self.chain.w3

@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger import merkle
-from ledger.canonical import canonical_json, digest
+from ledger.canonical import canonical_json, digest, digest_json
+from ledger.ids import log_id_for
 
-ENTRY_KINDS = ("input", "sent", "received", "output")
+# "received-late": a message delivered to the node for the task but never read by the
+# protocol (a threshold protocol finishes early), recorded when the node's part ends.
+ENTRY_KINDS = ("input", "sent", "received", "output", "received-late")
+MESSAGE_KINDS = ("sent", "received", "received-late")
 GENESIS_PREV = bytes(32)
 
 
@@ -93,3 +97,14 @@ def chain_intact(entries: Sequence[Entry]) -> bool:
             return False
         prev = entry.hash()
     return True
+
+
+def evidence_log_name(task_id: bytes) -> bytes:
+    """The name under which a node creates the AnchorLog log of its transcript of a task."""
+    return digest_json("evidence-log", {"task": task_id.hex()})
+
+
+def evidence_log_id(node: str, task_id: bytes) -> bytes:
+    """The AnchorLog id of a node's log of one task's transcript (namespaced by the node):
+    where the node checkpoints its transcript and the auditor looks for those checkpoints."""
+    return log_id_for(node, evidence_log_name(task_id))

@@ -2,8 +2,8 @@
 
 The node trusts neither the task's creator nor its own configuration: it recomputes the
 algorithm digest from the code it would run, compares its own copy of the dataset with
-the registered commitment, and checks that the grant covers this use. One function, so
-the demo's in-process participant and the node's task runner refuse for the same reasons.
+the registered commitment, and checks that the grant covers this use. The node's task runner
+calls it before accepting or refusing on chain.
 """
 
 from __future__ import annotations

@@ -3,176 +3,99 @@
 No `from __future__ import annotations` here: FastAPI resolves the route signatures at
 runtime, including dependencies declared inside `create_app`.
 
-Errors are answered in one shape, `{"error": {"field", "message"}}` for bad input
-(422), `{"error": {"contractError", "arguments"}}` for a contract refusal (409), so a
-client can always tell *what* was wrong; nothing is written when a request is refused.
-
-Every request passes `EntryGuard` (a pure ASGI middleware) before FastAPI sees it: the
-bearer token is checked from the headers alone, so a request without a good token is
-answered 401 without one byte of its body being read (and its connection closed); then
-the body is bounded, by its Content-Length (413 before reading) and while it streams
-(413 as soon as it passes the limit; nothing more is read). Dataset uploads may be up to
-`max_upload_bytes`, every other request up to `max_request_bytes`.
+Every error has the one shape of `node.api_errors`; each route's OpenAPI entry lists
+every status it can answer with that model, so a client generated from `/openapi.json`
+knows every answer it can get. Nothing is written when a request is refused. Every
+request first passes `node.api_entry.EntryGuard` (token before body, bounded body) and
+`InternalErrors` (no traceback or server path ever reaches a client). Dataset uploads may
+be up to `max_upload_bytes`, every other request up to `max_request_bytes`.
 """
 
-import json
 import secrets
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import ChainError, ContractRevert
+from ledger.errors import ChainError, ContractRevert, TransactionReverted
 from ledger.ids import InvalidInput
-from node.service import NodeService, UnknownTask
+from node.api_entry import (
+    MAX_REQUEST_BYTES,
+    MAX_UPLOAD_BYTES,
+    EntryGuard,
+    InternalErrors,
+)
+from node.api_errors import STATUS_CODES, error_json, error_responses
+from node.service import NodeService
+from node.service_errors import Conflict, UnknownDataset, UnknownTask
 
-MAX_UPLOAD_BYTES = 512 * 1024 * 1024
-MAX_REQUEST_BYTES = 1024 * 1024
-"""Body limit of every request but a dataset upload (they carry JSON or nothing)."""
-PUBLIC_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-UPLOAD_ROUTES = frozenset({("POST", "/datasets")})
+MAX_FILENAME_CHARS = 200
 
-
-class EntryGuard:
-    """Refuse before reading: token from the headers, body bounded before and while read.
-
-    A pure ASGI middleware, outside FastAPI's body parsing (which would otherwise spool
-    a whole multipart upload to disk before any dependency runs). A refusal it answers
-    itself closes the connection when a body may still be on its way, so the server
-    does not go on draining it.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        token: str,
-        max_upload_bytes: int = MAX_UPLOAD_BYTES,
-        max_request_bytes: int = MAX_REQUEST_BYTES,
-    ) -> None:
-        self.app = app
-        self._token = token.encode()
-        self.max_upload_bytes = max_upload_bytes
-        self.max_request_bytes = max_request_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        length_header = headers.get(b"content-length")
-        body_expected = b"transfer-encoding" in headers or length_header not in (None, b"0")
-        if scope["path"] not in PUBLIC_PATHS and not self._authorised(headers):
-            await _refuse(
-                send,
-                401,
-                "Authorization",
-                "missing or bad bearer token",
-                close=body_expected,
-                extra=[(b"www-authenticate", b"Bearer")],
-            )
-            return
-        upload = (scope["method"], scope["path"]) in UPLOAD_ROUTES
-        limit = self.max_upload_bytes if upload else self.max_request_bytes
-        if length_header is not None:
-            try:
-                length = int(length_header)
-            except ValueError:
-                await _refuse(send, 400, "Content-Length", "not a number", close=True)
-                return
-            if length > limit:
-                await _refuse(send, 413, "body", _too_large(length, limit), close=True)
-                return
-        await self._bounded(scope, receive, send, limit)
-
-    def _authorised(self, headers: dict[bytes, bytes]) -> bool:
-        scheme, _, credentials = headers.get(b"authorization", b"").partition(b" ")
-        return scheme.lower() == b"bearer" and secrets.compare_digest(
-            credentials.strip(), self._token
-        )
-
-    async def _bounded(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        """Run the app, answering 413 (and reading no further) once the body passes `limit`."""
-        received = 0
-        started = answered = False
-
-        async def bounded_receive() -> Message:
-            nonlocal received, answered
-            if answered:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    if not started:
-                        await _refuse(send, 413, "body", _too_large(received, limit), close=True)
-                    answered = True
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if answered and not started:
-                return  # refused above: whatever the app still answers is dropped
-            started = True
-            await send(message)
-
-        try:
-            await self.app(scope, bounded_receive, guarded_send)
-        except Exception:
-            if not answered:
-                raise  # the body was cut off: the app's complaint about it is moot
+# "Not found" errors of the service.
+_NOT_FOUND: tuple[type[InvalidInput], ...] = (UnknownTask, UnknownDataset)
 
 
-def _too_large(size: int, limit: int) -> str:
-    return f"request body of {size} bytes or more exceeds the {limit}-byte limit"
+# --- request models ----------------------------------------------------------------------
 
-
-async def _refuse(
-    send: Send,
-    status: int,
-    field: str,
-    message: str,
-    *,
-    close: bool,
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    body = json.dumps({"error": {"field": field, "message": message}}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *(extra or []),
-    ]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+_ID32 = r"^0x[0-9a-fA-F]{64}$"
+_ADDRESS = r"^0x[0-9a-fA-F]{40}$"
 
 
 class GrantRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    datasetId: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
-    granteeOrg: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
+    datasetId: str = Field(
+        min_length=1, max_length=128, description="A dataset id (0x + 64 hex) or its name."
+    )
+    granteeOrg: str = Field(
+        min_length=1,
+        max_length=128,
+        description="An organisation id (0x + 64 hex) or its name as registered on chain.",
+    )
     purpose: str = Field(min_length=1, max_length=64)
     validForSeconds: int = Field(gt=0, le=10 * 365 * 86_400)
     maxUses: int = Field(gt=0, lt=2**32)
-    algorithmDigest: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{64}$")
+    algorithmDigest: str | None = Field(default=None, pattern=_ID32)
 
 
 class ProviderSlot(BaseModel):
+    """One provider, in the full form (`node`, `datasetId`, `datasetVersion`, optional
+    `grantId`) or the short form (`org`, `dataset`, each a name or an id; optional
+    `datasetVersion` (latest), `grantId` (the newest usable grant to this node's org),
+    `node` (the org's only active node)). The node resolves the short form."""
+
     model_config = ConfigDict(extra="forbid")
 
-    node: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
-    datasetId: str = Field(pattern=r"^0x[0-9a-fA-F]{64}$")
-    datasetVersion: int = Field(ge=1, lt=2**32)
-    grantId: str = Field(default="0x" + "00" * 32, pattern=r"^0x[0-9a-fA-F]{64}$")
+    org: str | None = Field(default=None, min_length=1, max_length=128)
+    dataset: str | None = Field(default=None, min_length=1, max_length=128)
+    node: str | None = Field(default=None, pattern=_ADDRESS)
+    datasetId: str | None = Field(default=None, pattern=_ID32)
+    datasetVersion: int | None = Field(default=None, ge=1, lt=2**32)
+    grantId: str | None = Field(default=None, pattern=_ID32)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "ProviderSlot":
+        if self.org is not None or self.dataset is not None:
+            if self.org is None or self.dataset is None:
+                raise ValueError("the short form needs both 'org' and 'dataset'")
+            if self.datasetId is not None:
+                raise ValueError("give either 'dataset' (short form) or 'datasetId', not both")
+            return self
+        missing = [n for n in ("node", "datasetId", "datasetVersion") if getattr(self, n) is None]
+        if missing:
+            raise ValueError(
+                f"missing {', '.join(repr(m) for m in missing)}: give the full form "
+                "(node, datasetId, datasetVersion, grantId) or the short form (org, dataset)"
+            )
+        return self
 
 
 class TaskRequest(BaseModel):
@@ -188,7 +111,37 @@ class TaskRequest(BaseModel):
 def _json_safe(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
     return value
+
+
+def _validation_field(loc: Iterable[Any]) -> str:
+    """`("body", "providers", 0, "node")` -> `providers[0].node`."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "form", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _scrubbed(exc: InvalidInput, *hidden: Path) -> InvalidInput:
+    """`exc` with every mention of the server-side staging paths removed (in place), so
+    an import error names the operator's own file, never where the node put it."""
+
+    def scrub(text: str) -> str:
+        for path in hidden:
+            text = text.replace(f"{path}/", "").replace(str(path), "")
+        return text
+
+    exc.field, exc.problem = scrub(exc.field), scrub(exc.problem)
+    exc.args = (f"{exc.field}: {exc.problem}",)
+    return exc
+
+
+# --- the app -----------------------------------------------------------------------------
 
 
 def create_app(
@@ -201,7 +154,10 @@ def create_app(
     app = FastAPI(
         title="provnet node API",
         version="1",
-        description="Operator API of a provnet node: datasets, grants and tasks.",
+        description=(
+            "Operator API of a provnet node: datasets, grants and tasks. Every error "
+            'answers `{"error": {"code", "field", "message"}}`.'
+        ),
     )
     app.add_middleware(
         EntryGuard,
@@ -209,6 +165,7 @@ def create_app(
         max_upload_bytes=max_upload_bytes,
         max_request_bytes=max_request_bytes,
     )
+    app.add_middleware(InternalErrors)  # added last: the outermost
     # Checked again per route (and shown in the OpenAPI document); `EntryGuard` has
     # already refused a bad token before the body was read.
     bearer = HTTPBearer(auto_error=False)
@@ -219,39 +176,73 @@ def create_app(
         if credentials is None or not secrets.compare_digest(
             credentials.credentials.encode(), token.encode()
         ):
-            raise HTTPException(401, detail={"field": "Authorization", "message": "bad token"})
+            raise StarletteHTTPException(401, "missing or bad bearer token")
 
     @app.exception_handler(InvalidInput)
     def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        status = 404 if isinstance(exc, UnknownTask) else 422
-        return JSONResponse({"error": {"field": exc.field, "message": exc.problem}}, status)
+        if isinstance(exc, _NOT_FOUND):
+            status, code = 404, "NOT_FOUND"
+        elif isinstance(exc, Conflict):
+            status, code = 409, "CONFLICT"
+        else:
+            status, code = 422, "INVALID_INPUT"
+        return JSONResponse(error_json(code, exc.field, exc.problem), status)
 
     @app.exception_handler(RequestValidationError)
     def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        field = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "form"))
-        return JSONResponse(
-            {"error": {"field": field or "body", "message": str(first.get("msg"))}},
-            status_code=422,
-        )
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = _validation_field(first.get("loc", ())) or "body"
+        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        return JSONResponse(error_json("INVALID_INPUT", field, message), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        status = exc.status_code
+        field = {401: "Authorization", 404: "path", 405: "method"}.get(status, "body")
+        code = STATUS_CODES.get(status, "BAD_REQUEST" if status < 500 else "INTERNAL")
+        headers = dict(exc.headers or {})
+        if status == 401:
+            headers["www-authenticate"] = "Bearer"
+        return JSONResponse(error_json(code, field, str(exc.detail)), status, headers=headers)
 
     @app.exception_handler(ContractRevert)
     def _revert(_: Request, exc: ContractRevert) -> JSONResponse:
         args = {k: _json_safe(v) for k, v in exc.arguments.items()}
-        body = {"contractError": exc.error_name, "arguments": args, "message": str(exc)}
-        return JSONResponse({"error": body}, status_code=409)
+        body = error_json(
+            "CONTRACT_REVERT",
+            "contract",
+            f"refused by the chain: {exc}",
+            contractError=exc.error_name,
+            arguments=args,
+        )
+        return JSONResponse(body, status_code=409)
 
     @app.exception_handler(ChainError)
     def _chain(_: Request, exc: ChainError) -> JSONResponse:
-        return JSONResponse({"error": {"message": f"chain: {exc}"}}, status_code=502)
+        code = getattr(type(exc), "code", None)
+        if not isinstance(code, str):
+            code = (
+                "TRANSACTION_FAILED"
+                if isinstance(exc, TransactionReverted)
+                else "CHAIN_UNAVAILABLE"
+            )
+        return JSONResponse(error_json(code, "chain", str(exc)), status_code=502)
 
     guard = [Depends(authorised)]
+    # Shared by every guarded route: the guard's and the catch-all's answers.
+    entry = (400, 401, 413, 500)
 
-    @app.get("/health")
+    @app.get("/health", responses=error_responses(400, 413, 500))
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/datasets", dependencies=guard, status_code=201)
+    @app.post(
+        "/datasets",
+        dependencies=guard,
+        status_code=201,
+        responses=error_responses(*entry, 409, 422, 502),
+    )
     def register_dataset(
         name: Annotated[str, Form(min_length=1, max_length=128)],
         classification: Annotated[int, Form(ge=1, le=4)],
@@ -264,23 +255,45 @@ def create_app(
         filename = Path(file.filename or "upload").name
         if Path(filename).suffix.lower() not in (".csv", ".parquet", ".pq"):
             raise InvalidInput("file", "expected a .csv or .parquet upload")
+        if len(filename) > MAX_FILENAME_CHARS or not filename.isprintable():
+            raise InvalidInput(
+                "file", f"the file name must be 1-{MAX_FILENAME_CHARS} printable characters"
+            )
         upload_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=upload_dir))
         try:
             staged = staging / filename  # errors then name the operator's own file
             with staged.open("wb") as out:  # EntryGuard bounded the body it came in
                 shutil.copyfileobj(file.file, out, 1024 * 1024)
-            return service.register_dataset(
-                name, staged, classification, identifier_columns=identifiers
-            )
+            try:
+                return service.register_dataset(
+                    name, staged, classification, identifier_columns=identifiers
+                )
+            except InvalidInput as exc:
+                raise _scrubbed(exc, staging, upload_dir.resolve(), upload_dir) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    @app.get("/datasets", dependencies=guard)
+    @app.get("/datasets", dependencies=guard, responses=error_responses(*entry, 502))
     def list_datasets() -> list[dict[str, Any]]:
         return service.list_datasets()
 
-    @app.post("/grants", dependencies=guard, status_code=201)
+    @app.get(
+        "/datasets/{dataset}",
+        dependencies=guard,
+        responses=error_responses(*entry, 404, 422, 502),
+    )
+    def show_dataset(dataset: str) -> dict[str, Any]:
+        """One dataset of this node, by id (0x + 64 hex) or name: its latest version's
+        commitment, columns and their types."""
+        return service.dataset(dataset)
+
+    @app.post(
+        "/grants",
+        dependencies=guard,
+        status_code=201,
+        responses=error_responses(*entry, 404, 409, 422, 502),
+    )
     def grant(request: GrantRequest) -> dict[str, Any]:
         return service.grant(
             request.datasetId,
@@ -291,30 +304,57 @@ def create_app(
             request.algorithmDigest,
         )
 
-    @app.get("/grants", dependencies=guard)
+    @app.get("/grants", dependencies=guard, responses=error_responses(*entry, 502))
     def list_grants() -> list[dict[str, Any]]:
         return service.list_grants()
 
-    @app.delete("/grants/{grant_id}", dependencies=guard)
+    @app.delete(
+        "/grants/{grant_id}",
+        dependencies=guard,
+        responses=error_responses(*entry, 409, 422, 502),
+    )
     def revoke_grant(grant_id: str) -> dict[str, Any]:
         return service.revoke_grant(grant_id)
 
-    @app.post("/tasks", dependencies=guard, status_code=201)
-    def create_task(request: TaskRequest) -> dict[str, Any]:
-        return service.create_task(
+    @app.post(
+        "/tasks",
+        dependencies=guard,
+        status_code=201,
+        responses={
+            200: {"description": "An identical retry of an earlier request: that task."},
+            **error_responses(*entry, 404, 409, 422, 502),
+        },
+    )
+    def create_task(request: TaskRequest) -> Any:
+        """201 for a new task; 200 for an identical retry (same requestId and
+        parameters); 409 for a requestId used before with other parameters or a
+        pre-check that fails on chain state; 422 for input that cannot be used."""
+        outcome = service.submit_task(
             request.requestId,
             request.algorithm,
             request.params,
-            [p.model_dump() for p in request.providers],
+            [p.model_dump(exclude_none=True) for p in request.providers],
             request.validForSeconds,
         )
+        body, created = outcome.status, outcome.created
+        return JSONResponse(body, status_code=201 if created else 200)
 
-    @app.get("/tasks/{task_id}", dependencies=guard)
-    def task_status(task_id: str) -> dict[str, Any]:
-        return service.task_status(task_id)
+    @app.get(
+        "/tasks/{task}",
+        dependencies=guard,
+        responses=error_responses(*entry, 404, 422, 502),
+    )
+    def task_status(task: str) -> dict[str, Any]:
+        """`task`: a task id (0x + 64 hex) or the request id it was created with."""
+        return service.task_status(task)
 
-    @app.get("/tasks/{task_id}/result", dependencies=guard)
-    def task_result(task_id: str) -> dict[str, Any]:
-        return service.task_result(task_id)
+    @app.get(
+        "/tasks/{task}/result",
+        dependencies=guard,
+        responses=error_responses(*entry, 404, 422, 502),
+    )
+    def task_result(task: str) -> dict[str, Any]:
+        """`task`: a task id (0x + 64 hex) or the request id it was created with."""
+        return service.task_result(task)
 
     return app

@@ -7,7 +7,9 @@ addressed by (peer, step): a step names one message of the protocol ("keys",
 
 Every implementation records what it sends and receives into the task's evidence
 transcript (see `RecordingChannel`), because the auditor checks that what A says it
-sent is exactly what B says it received.
+sent is exactly what B says it received. A message delivered but never read by the
+protocol (a threshold protocol finishes once enough peers answered) is recorded by its
+receiver as ``received-late`` when its part of the task ends (`record_unread`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from ledger.canonical import digest, digest_json
 
@@ -87,6 +89,19 @@ class TranscriptSink(Protocol):
     def append(self, kind: str, step: str, entry_digest: bytes, peer: str = "") -> object: ...
 
 
+Unread = list[tuple[str, str, bytes]]
+"""Messages delivered for a task but never read: (sender, step, payload)."""
+
+
+def take_unread(channel: Channel, seal: bool = False) -> Unread:
+    """What ``channel``'s transport holds unread for the task (see `GrpcChannel.take_unread`);
+    they count as read afterwards. A transport without an inbox holds nothing."""
+    method = getattr(channel, "take_unread", None)
+    if method is None:
+        return []
+    return cast("Unread", method(seal))
+
+
 class ForwardingChannel:
     """Delegates to an inner channel; wrappers override only what they add to."""
 
@@ -107,6 +122,9 @@ class ForwardingChannel:
     def receive(self, peer: str, step: str, timeout: float = DEFAULT_TIMEOUT) -> bytes:
         return self.inner.receive(peer, step, timeout)
 
+    def take_unread(self, seal: bool = False) -> Unread:
+        return take_unread(self.inner, seal)
+
 
 class RecordingChannel(ForwardingChannel):
     """Wraps a channel and appends every message's digest to the task transcript."""
@@ -118,6 +136,12 @@ class RecordingChannel(ForwardingChannel):
         self.lock = threading.Lock()
 
     def send(self, peer: str, step: str, payload: bytes) -> None:
+        """Send, then record: "sent" means the peer's transport filed the message (a
+        refused or failed send is not on record), so every message on record as sent is
+        in the receiver's inbox until the receiver reads it, records it late, or loses
+        it by going away. A crash between the send and the record can leave a receiver
+        holding one message (this node's last) its sender has no record of; the auditor
+        accepts that only from a sender that did not finish the task, and names it."""
         self.inner.send(peer, step, payload)
         with self.lock:
             self.transcript.append(
@@ -132,6 +156,21 @@ class RecordingChannel(ForwardingChannel):
             )
         return payload
 
+    def record_unread(self, seal: bool = False) -> int:
+        """Record every message delivered for the task but never read by the protocol as
+        ``received-late`` (same digest a receive records), sorted by sender and step;
+        the number recorded. ``seal`` refuses later deliveries: the node's part is over."""
+        unread = take_unread(self.inner, seal)
+        with self.lock:
+            for sender, step, payload in unread:
+                self.transcript.append(
+                    "received-late",
+                    step,
+                    message_digest(self.task_id, sender, self.me, step, payload),
+                    sender,
+                )
+        return len(unread)
+
 
 class InMemoryNetwork:
     """Queues between named parties in one process: the unit-test transport."""
@@ -144,6 +183,7 @@ class InMemoryNetwork:
         self._queues: dict[tuple[str, str, str], queue.Queue[bytes]] = {}
         self._lock = threading.Lock()
         self.sent: list[tuple[str, str, str, bytes]] = []  # (from, to, step, payload)
+        self.sealed: set[str] = set()  # parties whose part is over: they accept nothing
 
     def _queue(self, sender: str, receiver: str, step: str) -> queue.Queue[bytes]:
         with self._lock:
@@ -174,8 +214,29 @@ class InMemoryChannel:
         if len(payload) > self.network.max_message:
             raise MessageTooLarge(len(payload), self.network.max_message)
         with self.network._lock:
+            if peer in self.network.sealed:
+                raise ChannelError(f"{peer} has closed this task")
             self.network.sent.append((self.name, peer, step, bytes(payload)))
-        self.network._queue(self.name, peer, step).put(bytes(payload))
+            # Queued under the lock, so `take_unread` never misses a message it let in.
+            self.network._queues.setdefault((self.name, peer, step), queue.Queue()).put(
+                bytes(payload)
+            )
+
+    def take_unread(self, seal: bool = False) -> Unread:
+        """Messages queued for this party and never received (see `GrpcChannel`)."""
+        taken: Unread = []
+        with self.network._lock:
+            if seal:
+                self.network.sealed.add(self.name)
+            for (sender, receiver, step), waiting in sorted(
+                self.network._queues.items(), key=lambda item: item[0]
+            ):
+                while receiver == self.name:
+                    try:
+                        taken.append((sender, step, waiting.get_nowait()))
+                    except queue.Empty:
+                        break
+        return taken
 
     def receive(self, peer: str, step: str, timeout: float = DEFAULT_TIMEOUT) -> bytes:
         if peer not in self.peers:

@@ -60,10 +60,7 @@ class DatasetStore:
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
         try:
             meta = {
-                "columns": [
-                    {"name": c.name, "type": c.type, "identifier": c.identifier}
-                    for c in data.columns
-                ],
+                "columns": [_column_json(c) for c in data.columns],
                 "merkleRoot": data.merkle_root.hex(),
                 "rowCount": data.row_count,
                 "classification": classification,
@@ -132,8 +129,24 @@ class DatasetStore:
         return pa.Table.from_pylist(rows, schema=schema)
 
 
+def _column_json(column: Column) -> dict[str, Any]:
+    """A column in ``meta.json``; a decimal's scale is also in the Parquet type, and the
+    two must agree on load (``_rows`` compares the stored schema with this one)."""
+    entry: dict[str, Any] = {
+        "name": column.name,
+        "type": column.type,
+        "identifier": column.identifier,
+    }
+    if column.type == "decimal":
+        entry["scale"] = column.scale
+    return entry
+
+
 def _columns(meta: dict[str, Any]) -> list[Column]:
-    return [Column(c["name"], c["type"], bool(c.get("identifier", False))) for c in meta["columns"]]
+    return [
+        Column(c["name"], c["type"], bool(c.get("identifier", False)), int(c.get("scale", 0)))
+        for c in meta["columns"]
+    ]
 
 
 def _fits(row: object, columns: list[Column]) -> bool:
@@ -143,7 +156,7 @@ def _fits(row: object, columns: list[Column]) -> bool:
         return False
     for c in columns:
         value = row.get(c.name)
-        wanted = int if c.type == "integer" else str
-        if type(value) is not wanted:
+        wanted = {"integer": int, "string": str}.get(c.type)  # no legacy decimal versions
+        if wanted is None or type(value) is not wanted:
             return False
     return True

@@ -22,6 +22,7 @@ from ledger.chain import Chain
 from ledger.clients import Clients
 from ledger.clients.tasks import Reason
 from ledger.deployment import Deployment
+from ledger.deployment_binding import require_bound
 from ledger.ids import InvalidInput
 from ledger.keys import password_from, read_keystore
 from ledger.transactions import Sender
@@ -77,6 +78,10 @@ def build_node(config: NodeConfig) -> Node:
     deployment = Deployment.load(config.manifest)
     deployment.check_artifacts()
     clients = Clients.bind(chain, deployment, Sender(chain, account))
+    # The manifest's claims are not enough: a TaskRegistry address of another deployment
+    # (or of AnchorLog) would run silently and fail every poll. Check the chain's code,
+    # origin and wiring, as the auditor does, and refuse to start naming the contract.
+    require_bound(chain, deployment)
     if not clients.consortium.is_active_node(account.address):
         raise InvalidInput(
             "node", f"{account.address} is not an active node on chain: run `provnet node register`"

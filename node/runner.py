@@ -50,8 +50,10 @@ from ledger.clients import Clients
 from ledger.clients.tasks import Participant, Reason, TaskState
 from ledger.errors import ContractRevert
 from ledger.events import Event, EventReader, Source
-from ledger.ids import InvalidInput, log_id_for
+from ledger.ids import InvalidInput
+from ledger.rows import schema_digest
 from ledger.task_params import ParamsEnvelope
+from ledger.transcript import evidence_log_id, evidence_log_name
 from node.admission import TaskRefused, check_task, dataset_levels, participant_slot
 from node.algorithms import output_policy
 from node.algorithms.disclosure import Answered, QueryRefused, check_disclosure, selection_json
@@ -63,6 +65,7 @@ from node.datasets import ImportedDataset
 from node.evidence.store import EvidenceStore
 from node.query_history import QueryHistory
 from node.state import TaskRecord, TaskStateStore
+from node.task_prechecks import pending_time
 
 log = logging.getLogger("provnet.runner")
 
@@ -78,6 +81,7 @@ ALREADY_DONE = {
     "anchor_input": ("InputAlreadyAnchored",),
     "submit_result": ("ResultAlreadySubmitted",),
 }
+STOP_GRACE_SECONDS = 5.0
 STEP_PARAMS = "params"
 STEP_RESULT = "result-commitment"
 
@@ -100,16 +104,6 @@ def result_commitment(task_id: bytes, result: Mapping[str, Any], salt: bytes) ->
 def no_input_commitment(task_id: bytes, node: str) -> bytes:
     """What a participant without a dataset (an aggregator) anchors as its input."""
     return digest_json("no-input", {"task": task_id.hex(), "node": node.lower()})
-
-
-def evidence_log_name(task_id: bytes) -> bytes:
-    """The name under which a node creates the AnchorLog of one task's transcript."""
-    return digest_json("evidence-log", {"task": task_id.hex()})
-
-
-def evidence_log_id(node: str, task_id: bytes) -> bytes:
-    """The AnchorLog id of a node's log of one task's transcript (namespaced by the node)."""
-    return log_id_for(node, evidence_log_name(task_id))
 
 
 CRASH_ENV = "PROVNET_FAULT_CRASH_AT"
@@ -175,6 +169,9 @@ class TaskRunner:
     _queries: QueryHistory = field(init=False)
     _cursor: int = field(default=-1, init=False)
     _workers: dict[bytes, threading.Thread] = field(default_factory=dict, init=False)
+    # Each running task's recording channel, kept until the chain ends the task, so the
+    # messages its protocol never read are recorded (late) before the inbox drops them.
+    _channels: dict[bytes, RecordingChannel] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
@@ -197,11 +194,16 @@ class TaskRunner:
             except Exception:  # keep serving: one bad poll must not stop the node
                 log.exception("poll failed")
             stop.wait(poll_interval)
-        self.join()
+        # A worker finishing its step gets a moment; one blocked on a peer is abandoned
+        # (a daemon thread: the restart path fails its task on chain, so waiting for the
+        # peer's timeout would only delay the stop).
+        self.join(STOP_GRACE_SECONDS)
 
     def join(self, timeout: float | None = None) -> None:
+        """Wait for the workers; with a timeout, for all of them together at most that long."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         for worker in list(self._workers.values()):
-            worker.join(timeout)
+            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def poll_once(self) -> None:
         head = self._reader.safe_head()
@@ -342,6 +344,7 @@ class TaskRunner:
             task_id,
             StoreTranscript(self.evidence, task_id),
         )
+        self._channels[task_id] = channel
         if slot.dataset_id == ZERO:
             commitment = self._run_aggregator(
                 task_id, info.params_digest, module, channel, participants
@@ -351,12 +354,18 @@ class TaskRunner:
                 task_id, info.params_digest, module, channel, slot, participants
             )
         self.evidence.append(task_id, "output", "result", commitment)
-        root, size = self.evidence.root(task_id), self.evidence.size(task_id)
+        root = self.evidence.root(task_id)
         self._chain_once(
             task_id, "submit_result", lambda: tasks.submit_result(task_id, commitment, root)
         )
         crash_point("result_submitted")
-        self._checkpoint_transcript(task_id, size, root)
+        # The protocol may have finished before reading every message (a threshold was
+        # reached): those are on record as delivered late, after the root just anchored,
+        # and the checkpoint covers them. More may arrive until the task ends (`_finish`).
+        channel.record_unread()
+        self._checkpoint_transcript(
+            task_id, self.evidence.size(task_id), self.evidence.root(task_id)
+        )
         self.state.advance(task_id, "result_submitted")
 
     def _input_commitment(self, task_id: bytes, slot: Participant) -> bytes:
@@ -442,11 +451,10 @@ class TaskRunner:
         if held is None:
             raise ProtocolFailure(Reason.DATASET_MISMATCH, "dataset version no longer held")
         params = module.StatsParams.from_json(envelope.params)
-        if [(c.name, c.type) for c in params.columns] != [
-            (c.name, c.type) for c in held.data.columns
-        ]:
-            # The parameters describe the data the job expects; running on a different
-            # schema would compute something else under the approved name.
+        if schema_digest(params.columns) != held.data.schema_digest:
+            # The parameters describe the data the job expects (names, types, decimal
+            # scales, identifier marks); running on a different schema would compute
+            # something else under the approved name, or filter on an identifier.
             raise ProtocolFailure(
                 Reason.DATASET_MISMATCH, "the task's columns differ from this dataset's schema"
             )
@@ -572,13 +580,21 @@ class TaskRunner:
                 log.info("report_failure for 0x%s: %s", task_id.hex(), exc)
 
     def _finish(self, task_id: bytes, outcome: str, event: str) -> None:
-        """Record the chain's verdict once this node's own part is settled."""
+        """Record the chain's verdict once this node's own part is settled.
+
+        Before the inbox is dropped, every message delivered for the task and never read
+        is recorded as delivered late (the inbox is sealed first, so nothing arrives
+        between that record and the close), and a node that submitted a result
+        checkpoints the longer transcript in its AnchorLog log of the task.
+        """
         worker = self._workers.get(task_id)
         if outcome != "done":
+            self._close_transcript(task_id)
             if self.release_transport is not None:
                 self.release_transport(task_id)  # wakes a worker waiting on peers in vain
         elif worker is not None and worker is not threading.current_thread():
             worker.join(self.protocol_timeout)  # its last step may be what ended the task
+            self._close_transcript(task_id)
             if self.release_transport is not None:
                 self.release_transport(task_id)
         record = self.state.get(task_id)
@@ -591,31 +607,76 @@ class TaskRunner:
         else:
             self.state.fail(task_id, f"CHAIN_{event.upper()}: the chain ended the task")
 
+    def _close_transcript(self, task_id: bytes) -> None:
+        """Record the task's unread messages as late deliveries and anchor them.
+
+        Only a node that submitted a result checkpoints: its anchored transcript is what
+        the auditor holds it to; the others' transcripts are compared but not anchored.
+        """
+        channel = self._channels.get(task_id)
+        if channel is not None:
+            channel.record_unread(seal=True)
+            del self._channels[task_id]
+        size = self.evidence.size(task_id)
+        if size and self._submitted(task_id):
+            self._checkpoint_transcript(task_id, size, self.evidence.root(task_id))
+
     def _expire_overdue(self) -> None:
         """Expire tasks of ours past their deadline, so none stays Running forever.
 
-        The contract judges by block time; a dev chain that mines only on demand has a
-        stale latest block, so the local clock counts too (a premature attempt is refused
-        by the contract and retried at the next poll).
+        Judged by the time the expiring transaction will see: the pending block's
+        (`node.task_prechecks.pending_time`; anvil gives it the current time), never the
+        last mined block's, which on an idle dev chain stays old until something else is
+        mined; the transaction's gas is estimated against the pending block too
+        (`ledger.transactions`). The local clock may only advance the judgement
+        (``clock``), and a premature attempt is refused by the contract and retried at
+        the next poll. One bad record never stops the others: each is handled on its
+        own, and a record of a task that never reached the chain is closed locally.
         """
         records = self.state.open_tasks()
         if not records:
             return
-        latest = self.clients.tasks.chain.w3.eth.get_block("latest")
-        now = max(self.clock(), float(latest["timestamp"]))
+        now = max(self.clock(), float(pending_time(self.clients.tasks.chain.w3)))
         for record in records:
-            info = self.clients.tasks.info(record.task_id)
-            if info.state in (TaskState.CREATED, TaskState.RUNNING) and now >= info.deadline:
-                try:
-                    self.clients.tasks.expire(record.task_id)
-                except ContractRevert as exc:
-                    log.info("expire 0x%s: %s", record.task_id.hex(), exc)
+            try:
+                self._expire_one(record, now)
+            except Exception:  # the next record must still be looked at
+                log.exception("expiry check of task 0x%s failed", record.task_id.hex())
+
+    def _close_not_on_chain(self, task_id: bytes) -> None:
+        """Close a local record without a task on chain: its creation was refused or
+        never sent (older versions recorded a task before creating it). Nothing will ever
+        happen to it on chain, so it is failed here, once, with that reason."""
+        log.warning("task 0x%s is not on chain; closing its local record", task_id.hex())
+        self.state.fail(
+            task_id,
+            "NOT_ON_CHAIN",
+            "no such task on chain: its creating transaction was refused or never sent",
+        )
+
+    def _expire_one(self, record: TaskRecord, now: float) -> None:
+        tasks = self.clients.tasks
+        state = tasks.state(record.task_id)
+        if state == TaskState.NONE:
+            self._close_not_on_chain(record.task_id)
+            return
+        if state not in (TaskState.CREATED, TaskState.RUNNING):
+            return
+        info = tasks.info(record.task_id)
+        if now >= info.deadline:
+            try:
+                tasks.expire(record.task_id)
+            except ContractRevert as exc:
+                log.info("expire 0x%s: %s", record.task_id.hex(), exc)
 
     def recover(self) -> None:
         """After a restart: settle every task the store says was open."""
         for record in self.state.open_tasks():
             task_id = record.task_id
             state = self.clients.tasks.state(task_id)
+            if state == TaskState.NONE:
+                self._close_not_on_chain(task_id)  # not "the chain ended it": it never began
+                continue
             if record.phase == "running" and self._submitted(task_id):
                 # Crashed after the result reached the chain: only local steps remain.
                 self._checkpoint_transcript(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def audit_verify(args: argparse.Namespace) -> int:
     # chain itself: the code at its addresses and how the contracts point at each other.
     bound = deployment_checks(chain, deployment, args.confirmations)
     checks = verify_task(history, transcripts, params, deployment=bound)
-    verified = all(c.passed for c in checks)
+    verified = all(c.passed for c in checks) and history.created() is not None
     outcome = next(
         (c.evidence["outcome"] for c in checks if "outcome" in c.evidence),
         {"state": "COMPLETED"}
@@ -115,4 +116,12 @@ def audit_verify(args: argparse.Namespace) -> int:
             indent=2,
         )
     )
+    if history.created() is None:
+        # The report still shows the deployment checks (was the manifest right?), but
+        # a task the chain never saw must not read as a quiet list of checks.
+        print(
+            f"provnet: error: task: no such task on chain: 0x{task_id.hex()} (TaskRegistry "
+            f"{deployment.address('TaskRegistry')}, chain {chain.chain_id})",
+            file=sys.stderr,
+        )
     return 0 if verified else 1

@@ -7,9 +7,11 @@ reaches the user as one line naming what is wrong (`--debug` shows the traceback
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ledger.artifacts import ArtifactError
 from ledger.errors import ChainError
@@ -70,6 +72,81 @@ def _operator(name: str) -> Handler:
     return handler
 
 
+def _lazy(module: str, name: str) -> Handler:
+    """A handler `module.name`, imported only when its verb runs (keeps --help fast)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        result: int = getattr(importlib.import_module(module), name)(args)
+        return result
+
+    return handler
+
+
+def add_member_verbs(sub: Any) -> None:
+    """`key`, `consortium`, `org` and `algorithm`: the steps a member takes besides its node."""
+    from scripts.chain_source import add_admin_key, add_chain_source
+
+    key = sub.add_parser("key", help="local account keys")
+    key_sub = key.add_subparsers(dest="action", required=True)
+    knew = key_sub.add_parser("new", help="create an encrypted keystore (e.g. an org admin's)")
+    knew.add_argument("--out", required=True, type=Path, help="keystore file to create")
+    knew.add_argument(
+        "--password-env",
+        default="PROVNET_KEY_PASSWORD",
+        help="env var holding the password (default PROVNET_KEY_PASSWORD; else a prompt)",
+    )
+    knew.set_defaults(handler=_lazy("scripts.key_command", "key_new"))
+
+    consortium = sub.add_parser("consortium", help="found a consortium")
+    consortium_sub = consortium.add_subparsers(dest="action", required=True)
+    cinit = consortium_sub.add_parser("init", help="write a commented genesis file")
+    cinit.add_argument("--out", required=True, type=Path, help="genesis file to create")
+    cinit.add_argument(
+        "--member",
+        action="append",
+        default=[],
+        metavar="NAME:ROLES:ADMIN",
+        help="e.g. 'Bank A:provider,consumer:bank-a-admin.json' (ADMIN: address or keystore)",
+    )
+    cinit.add_argument("--threshold", type=int, default=67, help="thresholdPercent (default 67)")
+    cinit.add_argument(
+        "--dev", action="store_true", help="timelockSeconds 0, minApprovals 2: dev chains only"
+    )
+    cinit.set_defaults(handler=_lazy("scripts.consortium_command", "consortium_init"))
+
+    org = sub.add_parser("org", help="the consortium's organisations")
+    org_sub = org.add_subparsers(dest="action", required=True)
+    olist = org_sub.add_parser("list", help="every organisation: id, roles, status, nodes")
+    add_chain_source(olist)
+    olist.set_defaults(handler=_lazy("scripts.org_command", "org_list"))
+    oshow = org_sub.add_parser("show", help="one organisation by name or id")
+    add_chain_source(oshow)
+    oshow.add_argument("org", metavar="NAME|ID", help="organisation name or id")
+    oshow.set_defaults(handler=_lazy("scripts.org_command", "org_show"))
+
+    dev = sub.add_parser("dev", help="development helpers")
+    dev_sub = dev.add_subparsers(dest="action", required=True)
+    up = dev_sub.add_parser(
+        "up", help="anvil plus N registered, funded nodes running, until Ctrl-C (dev only)"
+    )
+    up.add_argument("--orgs", type=int, default=3, help="number of organisations (>= 2)")
+    up.add_argument("--dir", type=Path, default=Path("provnet-dev"), help="new directory")
+    up.set_defaults(handler=_lazy("scripts.dev_command", "dev_up"))
+
+    algorithm = sub.add_parser("algorithm", help="the consortium's approved algorithms")
+    algorithm_sub = algorithm.add_subparsers(dest="action", required=True)
+    for action, text in (
+        ("list", "every algorithm proposed on chain, and whether this build runs it"),
+        ("propose", "propose one of this build's algorithms by name (the admin votes too)"),
+        ("vote", "approve a proposed algorithm by name or digest"),
+    ):
+        verb = algorithm_sub.add_parser(action, help=text)
+        add_chain_source(verb)
+        add_admin_key(verb)
+        verb.add_argument("algorithm", nargs="?", metavar="NAME|DIGEST")
+        verb.set_defaults(handler=_lazy("scripts.algorithm_command", f"algorithm_{action}"))
+
+
 def _demo(args: argparse.Namespace) -> int:
     from scripts.demo import run_demo
 
@@ -101,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.add_argument("--out", required=True, type=Path, help="manifest file to write")
     deploy.set_defaults(handler=_chain_deploy)
+    fund = chain_sub.add_parser(
+        "fund", help="give accounts ether from the chain's unlocked account (dev chains only)"
+    )
+    fund.add_argument("--chain", required=True, help="JSON-RPC URL of the node (http://...)")
+    fund.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="an address, a keystore file, or a node directory / node.json",
+    )
+    fund.add_argument("--eth", type=float, default=100.0, help="ether per target (default 100)")
+    fund.set_defaults(handler=_lazy("scripts.deploy_command", "chain_fund"))
 
     task = sub.add_parser("task", help="inspect tasks on chain")
     task_sub = task.add_subparsers(dest="action", required=True)
@@ -117,13 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(handler=_operator("task_create"))
     watch = task_sub.add_parser("watch", help="follow a task until it ends")
     _config_arg(watch)
-    watch.add_argument("task", help="task id")
+    watch.add_argument("task", help="task id or the request id it was created with")
     watch.add_argument("--timeout", type=float, default=600.0)
     watch.add_argument("--interval", type=float, default=1.0)
     watch.set_defaults(handler=_operator("task_watch"))
     result = task_sub.add_parser("result", help="this node's result of a task it aggregated")
     _config_arg(result)
-    result.add_argument("task", help="task id")
+    result.add_argument("task", help="task id or the request id it was created with")
     result.set_defaults(handler=_operator("task_result"))
 
     dataset = sub.add_parser("dataset", help="datasets held by this node")
@@ -143,13 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     dlist = dataset_sub.add_parser("list", help="datasets this node holds")
     _config_arg(dlist)
     dlist.set_defaults(handler=_operator("dataset_list"))
+    dshow = dataset_sub.add_parser("show", help="one dataset's columns and inferred types")
+    _config_arg(dshow)
+    dshow.add_argument("dataset", metavar="NAME|ID", help="dataset name or id")
+    dshow.set_defaults(handler=_operator("dataset_show"))
 
     grant = sub.add_parser("grant", help="grants of this organisation's datasets")
     grant_sub = grant.add_subparsers(dest="action", required=True)
     gcreate = grant_sub.add_parser("create", help="allow another organisation to use a dataset")
     _config_arg(gcreate)
-    gcreate.add_argument("--dataset", required=True)
-    gcreate.add_argument("--grantee", required=True, help="grantee organisation id")
+    gcreate.add_argument("--dataset", required=True, help="dataset name or id (this node's)")
+    gcreate.add_argument("--grantee", required=True, help="grantee organisation name or id")
     gcreate.add_argument("--purpose", required=True)
     gcreate.add_argument("--valid-for", type=int, required=True, help="seconds")
     gcreate.add_argument("--max-uses", type=int, required=True)
@@ -177,6 +270,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(handler=_audit_verify)
 
+    # `audit fetch` (scripts/audit_fetch_command.py, imported only when run)
+    def _audit_fetch(args: argparse.Namespace) -> int:
+        from scripts.audit_fetch_command import audit_fetch
+
+        return audit_fetch(args)
+
+    afetch = audit_sub.add_parser("fetch", help="a regulator's node fetches every transcript")
+    afetch.add_argument("--config", required=True, type=Path, help="the regulator's node.json")
+    afetch.add_argument("task", help="task id (0x + 64 hex digits)")
+    afetch.add_argument("--out", required=True, type=Path, help="directory for <node>.json")
+    afetch.add_argument("--timeout", type=float, default=30.0, help="seconds per participant")
+    afetch.add_argument("--settle", type=float, default=30.0, help="seconds to await checkpoints")
+    afetch.set_defaults(handler=_audit_fetch)
+
     node = sub.add_parser("node", help="set up and run a node")
     node_sub = node.add_subparsers(dest="action", required=True)
     init = node_sub.add_parser("init", help="create a node's keys, TLS identity and config")
@@ -201,7 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(run)
     run.set_defaults(handler=_operator("node_run"))
 
-    demo = sub.add_parser("demo", help="run the consortium demo on an embedded chain")
+    add_member_verbs(sub)
+
+    demo = sub.add_parser(
+        "demo", help="a secure-statistics task between local nodes on a private anvil, audited"
+    )
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     demo.set_defaults(handler=_demo)
     return parser

@@ -1,51 +1,75 @@
-"""The consortium demo: two banks and a regulator, one audited job, end to end.
+"""The consortium demo: one consumer bank, three provider banks and a regulator, one real
+secure-statistics job between the banks' own nodes, checked against the plaintext and
+audited.
 
-Runs on the embedded chain in one process: deploy, register nodes, approve the
-(placeholder) algorithm by vote, register one dataset per organisation from generated
-CSV files, grant access, run one task through its on-chain lifecycle, then replay the
-chain as the auditor would and print every verification check.
+`provnet demo` starts a private anvil chain, deploys the contracts, and builds each bank's
+node with `provnet node init` and `node.process.build_node`, the code `provnet node run`
+uses: task runner, mutual-TLS gRPC peer server, chain-bound trust (see
+`scripts.local_nodes`). The scenario then uses the operator's verbs (NodeService, which
+the REST API calls): approve the `secure-stats` algorithm by vote, register each
+provider's generated account table, grant the consumer, create the task. The nodes carry
+it out on their own, driven by the chain. The secure figures the consumer reads are
+printed beside the same statistics computed in the clear over the pooled rows (they must
+be equal), and the regulator's view follows: the auditor replays the chain and checks
+every node's evidence transcript and the disclosed parameters.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
-
-from auditor.replay import task_history
-from auditor.verifier import verify_task
-from ledger.canonical import digest_json
+from auditor.replay import deployment_checks, task_history
+from auditor.verifier import Check, verify_task
 from ledger.chain import Chain
 from ledger.clients import Clients
-from ledger.clients.algorithms import AlgorithmKind
-from ledger.clients.datasets import DatasetVersion
-from ledger.clients.tasks import Participant
+from ledger.clients.tasks import TaskState
 from ledger.deploy import GenesisMember, Governance, deploy
 from ledger.deployment import Deployment
-from ledger.ids import dataset_id_for, name_id, task_id_for
+from ledger.ids import InvalidInput, hex32, name_id
 from ledger.keys import new_account
 from ledger.roles import Role
+from ledger.task_params import ParamsEnvelope
 from ledger.transactions import Sender
 from ledger.transcript import Entry
-from node.algorithms import digest_placeholder
+from node.algorithms import output_policy, stats
 from node.algorithms.package import package_of
-from node.datasets import import_csv
-from node.identity import new_tls_identity
-from node.participant import HeldDataset, TaskParticipant
+from scripts.anvil import running_anvil
+
+if TYPE_CHECKING:
+    from scripts.local_nodes import LocalNode
 
 FUNDING = 10**20
-ORGS = (
-    ("Bank A", int(Role.PROVIDER | Role.CONSUMER)),
-    ("Bank B", int(Role.PROVIDER | Role.CONSUMER)),
-    ("Regulator", int(Role.REGULATOR | Role.PROVIDER)),
-)
+CONSUMER = "Bank A"
+PROVIDERS = ("Bank B", "Bank C", "Bank D")
+REGULATOR = "Regulator"
+ROWS_PER_PROVIDER = 200
+CLASSIFICATION = 2  # no differential-privacy noise at this level: the figures are exact
+SEGMENTS = ("retail", "business", "private", "student")
+COLUMNS = [
+    {"name": "account", "type": "string", "identifier": True},  # never filtered on
+    {"name": "balance_cents", "type": "integer"},
+    {"name": "segment", "type": "string"},
+]
+PARAMS: dict[str, Any] = {
+    "columns": COLUMNS,
+    "value_column": "balance_cents",
+    "group_column": "segment",
+    "categories": ["retail", "business", "private"],  # "student" counts as other
+}
+#: How long the demo waits for the nodes to finish the task (generous: 2 shared cores).
+TASK_TIMEOUT = 240.0
+#: After the chain ends the task, how long to wait for every node's local steps.
+SETTLE_TIMEOUT = 30.0
+
+Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -53,153 +77,286 @@ class ScenarioResult:
     report: dict[str, Any]
     deployment: Deployment
     admins: dict[str, Clients]  # clients acting as each organisation's admin
-    nodes: dict[str, Clients]  # clients acting as each organisation's node
+    nodes: dict[str, Clients]  # clients acting as each bank's node
     transcripts: dict[str, list[Entry]]  # node address -> its evidence transcript
+    params: ParamsEnvelope | None  # what the consumer disclosed to the auditor
+    checks: list[Check]
 
 
 def short(value: bytes) -> str:
     return "0x" + value.hex()[:16] + "..."
 
 
-def write_csv(path: Path, seed: int, rows: int) -> None:
-    """A synthetic account table: id, balance in cents, flagged-for-fraud."""
+def write_accounts(path: Path, seed: int, rows: int) -> list[dict[str, int | str]]:
+    """A synthetic account table (account id, balance in cents, segment); returns its
+    rows as the plaintext reference reads them."""
     rng = random.Random(seed)
-    lines = ["account_id,balance_cents,flagged"]
-    for _ in range(rows):
-        lines.append(
-            f"ACC{rng.randrange(10**8):08d},{rng.randrange(-5000, 10**7)},{rng.random() < 0.05:d}"
-        )
-    path.write_text("\n".join(lines) + "\n")
+    data: list[dict[str, int | str]] = [
+        {
+            "account": f"ACC{seed}{i:07d}",
+            "balance_cents": rng.randrange(-5_000, 10**7),
+            "segment": rng.choices(SEGMENTS, weights=(5, 3, 2, 1))[0],
+        }
+        for i in range(rows)
+    ]
+    path.write_text(
+        "account,balance_cents,segment\n"
+        + "".join(f"{r['account']},{r['balance_cents']},{r['segment']}\n" for r in data)
+    )
+    return data
 
 
 def run_demo(as_json: bool = False) -> int:
-    """`provnet demo`: the scenario on a fresh embedded chain; exit 0 only if verified."""
-    say: Callable[[str], None] = (lambda _: None) if as_json else print
-    chain = Chain.start_embedded()
-    say(f"chain: embedded eth-tester (py-evm), chain id {chain.chain_id}")
-    report = run_scenario(chain, say).report
+    """`provnet demo`: the scenario on a fresh anvil; exit 0 only if it verified and the
+    secure figures equal the plaintext ones."""
+    say: Say = (lambda _: None) if as_json else (lambda line: print(line, flush=True))
+    # Certificate discovery does a TLS handshake without a client certificate, which gRPC
+    # core logs at INFO on the serving side (as for `provnet node run`).
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    with running_anvil() as url:
+        chain = Chain.connect(url)
+        say(f"chain: anvil at {url}, chain id {chain.chain_id}")
+        report = run_scenario(chain, say).report
     if as_json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
-        say("auditor verification:")
-        for c in report["checks"]:
-            say(f"  [{'PASS' if c['passed'] else 'FAIL'}] {c['name']}: {c['detail']}")
         say(f"verified: {report['verified']}")
     return 0 if report["verified"] else 1
 
 
-def run_scenario(
-    chain: Chain,
-    say: Callable[[str], None],
-    sender_for: Callable[[Chain, LocalAccount], Sender] = Sender,
-) -> ScenarioResult:
-    """Two banks and a regulator run one placeholder job; returns the verification report.
+def run_scenario(chain: Chain, say: Say, providers: int = len(PROVIDERS)) -> ScenarioResult:
+    """One consumer, `providers` provider banks and a regulator run one secure-statistics
+    task between the banks' nodes; returns the report with the auditor's checks.
 
-    `sender_for` lets a benchmark observe every transaction (gas per function).
+    The chain must be reached by URL (anvil or a real node): the nodes are built by
+    `build_node`, which connects to the chain named in their config.
     """
+    if chain.embedded:
+        raise InvalidInput("chain", "the nodes reach their chain by URL (anvil), not eth-tester")
+    if not 2 <= providers <= len(PROVIDERS):
+        raise InvalidInput("providers", f"must be 2..{len(PROVIDERS)}, got {providers}")
+    # Imported here, after `run_demo` quietened gRPC core (it reads its log level once).
+    from scripts.local_nodes import start_all
 
+    banks = [CONSUMER, *PROVIDERS[:providers]]
+    with tempfile.TemporaryDirectory(prefix="provnet-demo-") as tmp:
+        base = Path(tmp)
+        deployment, admins = _deploy(chain, banks, say)
+        manifest = base / "manifest.json"
+        deployment.save(manifest)
+        nodes: dict[str, LocalNode] = {}
+        try:
+            for bank in banks:
+                nodes[bank] = _node(chain, base, bank, manifest, admins[bank])
+            start_all(nodes.values())
+            for bank, node in nodes.items():
+                say(
+                    f"{bank}: node {node.address} registered and running, peers on "
+                    f"{node.node.config.peer_endpoint} (mutual TLS, certificate "
+                    f"{short(node.node.server.identity.cert_sha256)})"
+                )
+            return _scenario(chain, deployment, base, admins, nodes, say)
+        finally:
+            for node in nodes.values():
+                node.stop()
+
+
+def _deploy(chain: Chain, banks: Sequence[str], say: Say) -> tuple[Deployment, dict[str, Clients]]:
+    orgs = [(bank, int(Role.PROVIDER | Role.CONSUMER)) for bank in banks]
+    orgs.append((REGULATOR, int(Role.REGULATOR)))
     deployer = new_account()
-    chain.fund(deployer.address, FUNDING)
-    admins = {name: new_account() for name, _ in ORGS}
-    nodes = {name: new_account() for name, _ in ORGS}
-    for account in [*admins.values(), *nodes.values()]:
+    admin_accounts = {name: new_account() for name, _ in orgs}
+    for account in [deployer, *admin_accounts.values()]:
         chain.fund(account.address, FUNDING)
-    org_ids = {name: name_id("org", name) for name, _ in ORGS}
-    genesis = [GenesisMember(org_ids[n], n, roles, admins[n].address) for n, roles in ORGS]
-    deployment = deploy(chain, sender_for(chain, deployer), Governance.dev(50), genesis)
-    say(f"deployed 6 contracts; Consortium at {deployment.address('Consortium')}")
-
-    admin_clients = {
-        n: Clients.bind(chain, deployment, sender_for(chain, a)) for n, a in admins.items()
-    }
-    node_clients = {
-        n: Clients.bind(chain, deployment, sender_for(chain, a)) for n, a in nodes.items()
-    }
-    for i, (name, _) in enumerate(ORGS):
-        tls = new_tls_identity(f"{name} node")
-        admin_clients[name].consortium.register_node(
-            nodes[name].address, f"127.0.0.1:{7001 + i}", tls.cert_sha256
-        )
-        say(f"{name}: node {nodes[name].address} registered (TLS cert {short(tls.cert_sha256)})")
-
-    package = package_of(digest_placeholder)
-    admin_clients["Bank A"].algorithms.propose(
-        package.digest, package.name, package.version, AlgorithmKind.OTHER
-    )
-    admin_clients["Bank B"].algorithms.approve(package.digest)
-    say(
-        f"algorithm {package.name} (PLACEHOLDER, computes nothing) approved {short(package.digest)}"
-    )
-
-    participants = {
-        n: TaskParticipant.with_algorithms(node_clients[n], nodes[n].address, [digest_placeholder])
-        for n, _ in ORGS
-    }
-    dataset_ids = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed, (name, _) in enumerate(ORGS):
-            path = Path(tmp) / f"{name.replace(' ', '_').lower()}.csv"
-            write_csv(path, seed, 200)
-            data = import_csv(path)
-            dataset_name = name_id("dataset", f"{name}/accounts")
-            dataset_id = dataset_id_for(org_ids[name], dataset_name)
-            admin_clients[name].datasets.register(
-                dataset_name,
-                DatasetVersion(data.merkle_root, data.row_count, data.schema_digest, 3),
-                f"file://{path.name}",
-            )
-            participants[name].hold(HeldDataset(dataset_id, 1, data))
-            dataset_ids[name] = dataset_id
-            say(
-                f"{name}: dataset {path.name} registered, {data.row_count} rows, "
-                f"root {short(data.merkle_root)}"
-            )
-
-    purpose = name_id("purpose", "fraud-analytics")
-    not_after = int(chain.w3.eth.get_block("latest")["timestamp"]) + 86_400
-    grants = {
-        name: admin_clients[name].authorizations.grant(
-            dataset_ids[name], org_ids["Bank A"], purpose, not_after, 3, package.digest
-        )
-        for name in ("Bank B", "Regulator")
-    }
-    say("grants: Bank B and the Regulator allow Bank A 3 uses for fraud-analytics")
-
-    request_id = name_id("task", f"demo-{time.time_ns()}")
-    task_id = task_id_for(org_ids["Bank A"], request_id)
-    params_digest = digest_json("task-params", {})
-    slots = [
-        Participant(nodes["Bank A"].address, dataset_ids["Bank A"], 1),
-        Participant(nodes["Bank B"].address, dataset_ids["Bank B"], 1, grants["Bank B"]),
-        Participant(nodes["Regulator"].address, dataset_ids["Regulator"], 1, grants["Regulator"]),
+    genesis = [
+        GenesisMember(name_id("org", name), name, roles, admin_accounts[name].address)
+        for name, roles in orgs
     ]
-    deadline = int(chain.w3.eth.get_block("latest")["timestamp"]) + 3_600
-    node_clients["Bank A"].tasks.create(request_id, package.digest, params_digest, deadline, slots)
-    say(f"task {short(task_id)} created by Bank A")
-    for participant in participants.values():
-        if not participant.accept_or_refuse(task_id):
-            raise RuntimeError("a participant refused the demo task")
-    for participant in participants.values():
-        participant.anchor_input(task_id)
-    for participant in participants.values():
-        participant.run_placeholder(task_id)
-    state = node_clients["Bank A"].tasks.state(task_id)
+    deployment = deploy(chain, Sender(chain, deployer), Governance.dev(50), genesis)
+    say(
+        f"deployed the contracts (Consortium at {deployment.address('Consortium')}); "
+        f"members: {', '.join(name for name, _ in orgs)}"
+    )
+    admins = {
+        name: Clients.bind(chain, deployment, Sender(chain, account))
+        for name, account in admin_accounts.items()
+    }
+    return deployment, admins
+
+
+def _node(chain: Chain, base: Path, bank: str, manifest: Path, admin: Clients) -> LocalNode:
+    """`provnet node init`, funding, `provnet node register` (by the bank's admin), then
+    the node built as `provnet node run` builds it (not started yet)."""
+    from scripts.local_nodes import LocalNode, init_node
+
+    directory = base / bank.lower().replace(" ", "-")
+    made = init_node(directory, bank, chain.url, manifest)
+    chain.fund(made.address, FUNDING)
+    admin.consortium.register_node(made.address, made.endpoint, made.cert_sha256)
+    return LocalNode(bank, made.config_path)
+
+
+def _approve_algorithm(admins: Mapping[str, Clients], banks: Sequence[str], say: Say) -> bytes:
+    """The consumer's admin proposes `secure-stats`; other members vote until it carries."""
+    package = package_of(stats)
+    algorithms = admins[banks[0]].algorithms
+    algorithms.propose(package.digest, stats.NAME, stats.VERSION, stats.KIND)
+    voters = [banks[0]]
+    for bank in banks[1:]:
+        if algorithms.is_approved(package.digest):
+            break
+        admins[bank].algorithms.approve(package.digest)
+        voters.append(bank)
+    if not algorithms.is_approved(package.digest):
+        raise RuntimeError(f"{stats.NAME} was not approved after every bank voted")
+    say(
+        f"algorithm {stats.NAME} {stats.VERSION} ({short(package.digest)}) approved "
+        f"by vote of {', '.join(voters)}"
+    )
+    return package.digest
+
+
+def _scenario(
+    chain: Chain,
+    deployment: Deployment,
+    base: Path,
+    admins: dict[str, Clients],
+    nodes: dict[str, LocalNode],
+    say: Say,
+) -> ScenarioResult:
+    consumer, *providers = nodes
+    digest = _approve_algorithm(admins, list(nodes), say)
+    rows: list[dict[str, int | str]] = []
+    slots: list[dict[str, Any]] = []
+    for seed, bank in enumerate(providers, start=1):
+        service = nodes[bank].node.service
+        path = base / f"{bank.lower().replace(' ', '-')}-accounts.csv"
+        rows += write_accounts(path, seed, ROWS_PER_PROVIDER)
+        dataset = service.register_dataset(
+            "accounts", path, CLASSIFICATION, identifier_columns=["account"]
+        )
+        grant = service.grant(
+            dataset["datasetId"], hex32(name_id("org", consumer)), "fraud-analytics",
+            86_400, 3, hex32(digest),
+        )  # fmt: skip
+        slots.append(
+            {
+                "node": nodes[bank].address,
+                "datasetId": dataset["datasetId"],
+                "datasetVersion": dataset["version"],
+                "grantId": grant["grantId"],
+            }
+        )
+        say(
+            f"{bank}: dataset accounts registered ({dataset['rowCount']} rows, classification "
+            f"{CLASSIFICATION}, root {dataset['merkleRoot'][:18]}...), {consumer} granted 3 uses"
+        )
+
+    service = nodes[consumer].node.service
+    created = service.create_task(
+        f"demo-{time.time_ns()}", stats.NAME, PARAMS, slots, valid_for_seconds=3_600
+    )
+    task_id = bytes.fromhex(created["taskId"][2:])
+    say(f"{consumer}: task {short(task_id)} created; the nodes take it from here")
+    state = _wait(nodes, task_id, say)
     say(f"task state on chain: {state.name}")
 
-    history = task_history(chain, deployment, task_id)
-    transcripts = {p.address: p.transcripts[task_id].entries for p in participants.values()}
-    checks = verify_task(history, transcripts)
+    answer = service.task_result(created["taskId"]) if state == TaskState.COMPLETED else None
+    parsed = stats.StatsParams.from_json(PARAMS)
+    policy = output_policy.effective([CLASSIFICATION] * len(providers))
+    plaintext = stats.plaintext_stats(parsed, rows, policy).to_json()
+    secure = None if answer is None else answer["result"]
+    equal = secure is not None and _figures(secure) == _figures(plaintext)
+    if secure is not None:
+        _print_side_by_side(secure, plaintext, consumer, say)
+    say(f"secure result equals plaintext: {equal}")
+
+    record = nodes[consumer].node.runner.state.get(task_id)
+    disclosed = answer["params"] if answer is not None else (record.params if record else None)
+    params = None if disclosed is None else ParamsEnvelope.from_json(disclosed)
+    transcripts = {n.address: n.node.runner.evidence.entries(task_id) for n in nodes.values()}
+    checks = audit(chain, deployment, task_id, transcripts, params)
+    say("auditor verification (the regulator's replay of the chain and the transcripts):")
+    for c in checks:
+        say(f"  [{'PASS' if c.passed else 'FAIL'}] {c.name}: {c.detail}")
     report = {
-        "task": "0x" + task_id.hex(),
+        "task": hex32(task_id),
         "chainId": chain.chain_id,
         "state": state.name,
-        "algorithm": {
-            "name": package.name,
-            "digest": "0x" + package.digest.hex(),
-            "placeholder": True,
-        },
+        "algorithm": {"name": stats.NAME, "version": stats.VERSION, "digest": hex32(digest)},
+        "providers": [nodes[b].address for b in providers],
+        "secure": secure,
+        "plaintext": plaintext,
+        "secureEqualsPlaintext": equal,
         "checks": [c.to_json() for c in checks],
-        "verified": all(c.passed for c in checks),
+        "verified": equal and all(c.passed for c in checks),
         "deployment": deployment.to_json(),
     }
-    return ScenarioResult(report, deployment, admin_clients, node_clients, transcripts)
+    return ScenarioResult(
+        report,
+        deployment,
+        admins,
+        {bank: node.clients for bank, node in nodes.items()},
+        transcripts,
+        params,
+        checks,
+    )
+
+
+def audit(
+    chain: Chain,
+    deployment: Deployment,
+    task_id: bytes,
+    transcripts: Mapping[str, Sequence[Entry]],
+    params: ParamsEnvelope | None,
+) -> list[Check]:
+    """What `provnet audit verify --transcripts DIR --params FILE` checks."""
+    history = task_history(chain, deployment, task_id)
+    bound = deployment_checks(chain, deployment)
+    return verify_task(history, transcripts, params, deployment=bound)
+
+
+def _wait(nodes: Mapping[str, LocalNode], task_id: bytes, say: Say) -> TaskState:
+    """Until the chain ends the task and every node has finished its own steps (its
+    evidence transcript is then complete)."""
+    tasks = next(iter(nodes.values())).clients.tasks
+    deadline = time.monotonic() + TASK_TIMEOUT
+    state = tasks.state(task_id)
+    while state in (TaskState.CREATED, TaskState.RUNNING):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"task 0x{task_id.hex()} still {state.name} after {TASK_TIMEOUT} s")
+        time.sleep(0.2)
+        state = tasks.state(task_id)
+    settle = time.monotonic() + SETTLE_TIMEOUT
+    while time.monotonic() < settle:
+        records = [n.node.runner.state.get(task_id) for n in nodes.values()]
+        if all(r is not None and r.final for r in records):
+            break
+        time.sleep(0.2)
+    else:
+        say(f"not every node finished its local steps within {SETTLE_TIMEOUT} s")
+    return state
+
+
+def _figures(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The published figures: the contributors list names nodes, not data."""
+    return {k: v for k, v in result.items() if k != "contributors"}
+
+
+def _print_side_by_side(
+    secure: Mapping[str, Any], plaintext: Mapping[str, Any], consumer: str, say: Say
+) -> None:
+    def exact(value: Any) -> str:
+        if isinstance(value, dict):
+            return f"{value['numerator']}/{value['denominator']} (~{value['value']:.2f})"
+        return str(value)
+
+    lines = [("figure", f"secure ({consumer}'s node)", "plaintext (pooled CSV rows)")]
+    for key in ("count", "sum", "mean", "variance"):
+        lines.append((key, exact(secure[key]), exact(plaintext[key])))
+    for s, p in zip(secure["histogram"] or [], plaintext["histogram"] or [], strict=False):
+        label = "segment=other" if s["other"] else f"segment={s['category']}"
+        lines.append((label, exact(s["count"]), exact(p["count"])))
+    width = [max(len(line[i]) for line in lines) for i in range(3)]
+    for line in lines:
+        say("  " + "  ".join(cell.ljust(width[i]) for i, cell in enumerate(line)).rstrip())

@@ -32,7 +32,7 @@ def node_init(args: argparse.Namespace) -> int:
         parse_host_port(value, field)
     endpoint = args.peer_endpoint or args.peer_listen
     host, _ = parse_host_port(endpoint, "peer-endpoint")
-    password = password_from(args.password_env)
+    password = password_from(args.password_env, confirm=True)
     Deployment.load(args.manifest)  # refuse to write anything for an unreadable manifest
     directory.mkdir(parents=True, exist_ok=True)
     account = new_account()

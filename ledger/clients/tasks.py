@@ -52,6 +52,18 @@ class Reason(IntEnum):
 MIN_REPORTED_REASON = 100  # TaskRegistry.MIN_REPORTED_REASON
 
 
+def reason_name(code: int) -> str:
+    """The name of an on-chain failure reason code, as operators and dashboards see it.
+
+    A code this build does not know (a newer node's, or a contract upgrade's) keeps its
+    number rather than being mislabelled or raising: ``UNKNOWN_REASON_<code>``.
+    """
+    try:
+        return Reason(int(code)).name
+    except ValueError:
+        return f"UNKNOWN_REASON_{int(code)}"
+
+
 @dataclass(frozen=True)
 class Participant:
     node: str

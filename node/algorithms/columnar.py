@@ -13,8 +13,10 @@ totals as Python integers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,13 +24,12 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ledger.rows import Column
+from ledger.rows import Column, arrow_type, decimal_array, decimal_strings, decimal_unscaled
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-_ARROW_TYPES: dict[str, pa.DataType] = {"integer": pa.int64(), "string": pa.string()}
 _LIMB = 20  # bits; values are |v| < 2^63, so the top limb is below 2^23 in magnitude
 _CHUNK = 1 << 16  # rows per partial sum: 2^16 * 2^46 < 2^63 for any limb product
 _COMPARE = {
@@ -38,6 +39,16 @@ _COMPARE = {
     "<=": pc.less_equal,
     ">": pc.greater,
     ">=": pc.greater_equal,
+}
+
+
+OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -57,28 +68,29 @@ class Filter(Protocol):
 def as_table(
     rows: pa.Table | Sequence[Mapping[str, int | str]], columns: Sequence[Column]
 ) -> pa.Table:
-    """The rows as a table with exactly ``columns`` (int64 / string), type-checked.
+    """The rows as a table with exactly ``columns`` (int64 / string / decimal128(18, s)),
+    type-checked.
 
     A table is checked, not converted: a provider computes only on the schema it
     committed to. A list of dicts (tests, small callers) is checked value by value so a
     wrong type names its row, as the row-wise code did.
     """
-    schema = pa.schema([(c.name, _ARROW_TYPES[c.type]) for c in columns])
+    schema = pa.schema([(c.name, arrow_type(c)) for c in columns])
     if isinstance(rows, pa.Table):
         missing = [c.name for c in columns if c.name not in rows.column_names]
         if missing:
             raise ValueError(f"rows: missing column {missing[0]!r}")
         table = rows.select([c.name for c in columns])
         for c in columns:
-            if not table.schema.field(c.name).type.equals(_ARROW_TYPES[c.type]):
+            if not table.schema.field(c.name).type.equals(arrow_type(c)):
                 raise ValueError(
-                    f"rows: column {c.name!r} must be {c.type}, "
+                    f"rows: column {c.name!r} must be {arrow_type(c)} ({c.type}), "
                     f"got {table.schema.field(c.name).type}"
                 )
         if table.num_rows and any(table.column(c.name).null_count for c in columns):
             raise ValueError("rows: null values are not allowed")
         return table
-    kinds = {"integer": int, "string": str}
+    kinds = {"integer": int, "string": str, "decimal": str}  # decimals as canonical text
     for c in columns:
         kind = kinds[c.type]
         for i, row in enumerate(rows):
@@ -92,16 +104,57 @@ def as_table(
                 )
             if kind is int and not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
                 raise ValueError(f"row {i}: column {c.name!r} is outside the 64-bit range")
-    return pa.Table.from_pylist([{c.name: r[c.name] for c in columns} for r in rows], schema)
+    arrays = []
+    for c in columns:
+        values = [r[c.name] for r in rows]
+        if c.type == "decimal":
+            arrays.append(_decimal_values(c, values))
+        else:
+            arrays.append(pa.array(values, arrow_type(c)))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _decimal_values(column: Column, values: Sequence[object]) -> pa.Array:
+    """Decimal text (at most the column's scale of digits after the point) as decimal128."""
+    out = []
+    for i, value in enumerate(values):
+        try:
+            number = Decimal(str(value))
+            scaled = number.scaleb(column.scale, Context(prec=60))
+        except InvalidOperation:
+            raise ValueError(
+                f"row {i}: column {column.name!r}: {value!r} is not a decimal"
+            ) from None
+        if not number.is_finite() or scaled != scaled.to_integral_value():
+            raise ValueError(
+                f"row {i}: column {column.name!r}: {value!r} is not a decimal with at most "
+                f"{column.scale} digits after the point"
+            )
+        out.append(int(scaled))
+    return (
+        decimal_array(np.array(out, np.int64), column.scale)
+        if out
+        else pa.array([], arrow_type(column))
+    )
 
 
 def selection_mask(table: pa.Table, row_filter: Filter | None) -> BoolArray | None:
     """Which rows a filter selects; None when there is no filter (every row)."""
     if row_filter is None:
         return None
+    column = table.column(row_filter.column)
+    if pa.types.is_decimal(column.type):  # exact: the scaled integers, compared in numpy
+        scaled = decimal_unscaled(column)
+        wanted = _scaled(str(row_filter.value), column.type.scale)
+        return np.asarray(OPERATORS[row_filter.op](scaled, wanted), dtype=np.bool_)
     compare = _COMPARE[row_filter.op]
-    selected = compare(table.column(row_filter.column), pa.scalar(row_filter.value))
+    selected = compare(column, pa.scalar(row_filter.value))
     return np.asarray(selected.to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+
+def _scaled(text: str, scale: int) -> int:
+    """A validated decimal filter value (``stats`` checked it fits the column) x 10^scale."""
+    return int(Decimal(text).scaleb(scale, Context(prec=60)))
 
 
 @dataclass(frozen=True)
@@ -134,7 +187,12 @@ def difference(a: BoolArray | None, b: BoolArray | None, rows: int) -> int:
 
 
 def int_values(table: pa.Table, name: str, mask: BoolArray | None) -> IntArray:
-    values = np.asarray(table.column(name).to_numpy(), dtype=np.int64)
+    """An integer column's values, or a decimal column's scaled integers (x 10^scale)."""
+    column = table.column(name)
+    if pa.types.is_decimal(column.type):
+        values = decimal_unscaled(column)
+    else:
+        values = np.asarray(column.to_numpy(), dtype=np.int64)
     return values if mask is None else values[mask]
 
 
@@ -164,8 +222,11 @@ def exact_sums(values: IntArray) -> tuple[int, int]:
 def category_counts(
     table: pa.Table, name: str, mask: BoolArray | None, categories: Sequence[int | str]
 ) -> list[int]:
-    """Selected rows per category, in the order given (absent categories count 0)."""
+    """Selected rows per category, in the order given (absent categories count 0); a
+    decimal column's categories are its canonical text (``ledger.rows.decimal_text``)."""
     column = table.column(name)
+    if pa.types.is_decimal(column.type):
+        column = decimal_strings(column, column.type.scale)
     if mask is not None:
         column = column.filter(pa.array(mask, type=pa.bool_()))
     counts = pc.value_counts(column)

@@ -1,8 +1,8 @@
 """Secure statistics: count, sum, mean, variance and histograms over several providers' rows.
 
 An aggregator (the requesting node, which holds no data) learns only the total over
-all providers' rows: the count, sum, mean and population variance of one integer column
-and a histogram of one categorical column, after an optional row filter, with small
+all providers' rows: the count, sum, mean and population variance of one integer or
+decimal column and a histogram of one categorical column, after an optional row filter, with small
 groups suppressed. No provider's individual figures are revealed to anyone.
 
 Protocol: each provider turns its rows into a vector v_i = (count, sum, sum of squares,
@@ -14,6 +14,17 @@ session context binds this algorithm's name, version and parameters, the task, t
 aggregator, the providers and the threshold; its message formats, threshold rule
 (default: t with 2t > n + c for c = max(1, floor((n-1)/3)) colluding providers) and
 threat model are documented there.
+
+Decimal columns (``ledger.rows``: exact fixed point, ``scale`` digits after the point)
+enter the secure sum as their scaled integers (value x 10^scale), exactly as integers
+do, so the 127-bit budget (``check_fits``) is judged on what is really added. The
+result is exact in the column's units: ``sum`` is the decimal text with the column's
+scale (``"1234.50"``), ``mean`` and ``variance`` the exact fractions (the scaled figures
+divided by 10^scale and 10^(2 scale)). ``value_bound`` is in the column's units (a bound
+of 100 on a scale-2 column clips to [-100.00, 100.00]), and the noise sensitivities are
+scaled with it. Filter values and categories for a decimal column are decimal strings
+(``"12.5"``) or JSON numbers, with at most ``scale`` digits after the point; they are
+held as the canonical text (``"12.50"``) and compared exactly.
 
 Providers receive no result. What the aggregator learns besides the statistics is the
 set of contributing providers, which the result names. Overflow: totals must fit in
@@ -40,9 +51,11 @@ from __future__ import annotations
 
 import math
 import operator
+import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Context, Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -51,7 +64,7 @@ import numpy as np
 import pyarrow as pa
 
 from ledger.clients.algorithms import AlgorithmKind
-from ledger.rows import COLUMN_TYPES, Column
+from ledger.rows import COLUMN_TYPES, MAX_SCALE, MAX_SCALED, Column, decimal_text
 from node.algorithms import columnar
 from node.algorithms.output_policy import EffectivePolicy
 from node.channel import DEFAULT_TIMEOUT, Channel
@@ -62,7 +75,7 @@ NAME = "secure-stats"
 # An aggregate disclosed to the task's creator: its providers enforce the output policy
 # (``output_policy``), including independence from the creator (``node.admission``).
 OUTPUT_POLICY = True
-VERSION = "2.0.0"  # 2: output policy, distributed DP, signed survivor sets
+VERSION = "2.1.0"  # 2: output policy, distributed DP, signed survivor sets; .1: decimals
 KIND = AlgorithmKind.MPC
 
 _CRYPTO_DIR = Path(__file__).resolve().parent.parent / "crypto"
@@ -78,6 +91,8 @@ EXTRA_SOURCES: tuple[str, ...] = (
     str(Path(__file__).resolve().parent / "columnar.py"),
 )
 
+# Decimal filter values and categories as text: no signs but a leading '-', no NaN.
+_DECIMAL_TEXT = re.compile(r"^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$", re.ASCII)
 INT_LIMIT = 2**53 - 1  # integers in params must survive RFC 8785 canonical JSON
 MAX_EPSILON = 10.0  # beyond this the noise protects nothing worth the name
 MAX_VALUE_BOUND = 2**31  # keeps the sum of squares' DP sensitivity (bound^2) in int64
@@ -96,7 +111,8 @@ ORDERING_OPS = frozenset({"<", "<=", ">", ">="})
 # Totals are decoded from Z_{2^128} as signed values: they must stay below 2^127.
 RING_BUDGET = (1 << (masking.RING_BITS - 1)) - 1
 
-_SCALAR: dict[str, Any] = {"type": ["integer", "string"]}
+_SCALAR: dict[str, Any] = {"type": ["integer", "number", "string"]}
+NUMERIC_TYPES = frozenset({"integer", "decimal"})
 PARAMETER_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "secure-stats parameters",
@@ -116,11 +132,28 @@ PARAMETER_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "name": {"type": "string", "minLength": 1},
                     "type": {"enum": list(COLUMN_TYPES)},
+                    "scale": {
+                        "description": "Digits after the point; required for, and only for, "
+                        "a decimal column.",
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_SCALE,
+                    },
+                    "identifier": {
+                        "description": "The owner marked the column as an identifier (as in "
+                        "the schema digest); omitted means false.",
+                        "type": "boolean",
+                    },
                 },
+                "if": {"properties": {"type": {"const": "decimal"}}},
+                "then": {"required": ["scale"]},
+                "else": {"not": {"required": ["scale"]}},
             },
         },
         "value_column": {
-            "description": "Integer column for sum, mean and variance; omit for counts only.",
+            "description": (
+                "Integer or decimal column for sum, mean and variance; omit for counts only."
+            ),
             "type": ["string", "null"],
         },
         "group_column": {
@@ -156,9 +189,9 @@ PARAMETER_SCHEMA: dict[str, Any] = {
         },
         "value_bound": {
             "description": (
-                "Each provider clips value_column to [-value_bound, value_bound] before "
-                "summing; required where the policy adds differential-privacy noise "
-                "(it is the sum's sensitivity)."
+                "Each provider clips value_column to [-value_bound, value_bound] (in the "
+                "column's units) before summing; required where the policy adds "
+                "differential-privacy noise (it is the sum's sensitivity)."
             ),
             "type": "integer",
             "minimum": 1,
@@ -211,7 +244,7 @@ class RowFilter:
 
     column: str
     op: str
-    value: int | str
+    value: int | str  # a decimal column's value as its canonical text
 
     def to_json(self) -> dict[str, Any]:
         return {"column": self.column, "op": self.op, "value": self.value}
@@ -241,6 +274,7 @@ class StatsParams:
             raise InvalidParams(unknown[0], "unknown parameter")
         columns = _parse_columns(data.get("columns"))
         types = {c.name: c.type for c in columns}
+        scales = {c.name: c.scale for c in columns}
 
         def column_ref(name: str, value: object, required_type: str | None = None) -> str | None:
             if value is None:
@@ -249,16 +283,16 @@ class StatsParams:
                 raise InvalidParams(name, "must be a column name (string)")
             if value not in types:
                 raise InvalidParams(name, f"unknown column {value!r}")
-            if required_type is not None and types[value] != required_type:
+            if required_type is not None and types[value] not in NUMERIC_TYPES:
                 raise InvalidParams(
-                    name, f"column {value!r} is {types[value]}, must be {required_type}"
+                    name, f"column {value!r} is {types[value]}, must be integer or decimal"
                 )
             return value
 
-        value_column = column_ref("value_column", data.get("value_column"), "integer")
+        value_column = column_ref("value_column", data.get("value_column"), "numeric")
         group_column = column_ref("group_column", data.get("group_column"))
-        categories = _parse_categories(data.get("categories"), group_column, types)
-        row_filter = _parse_filter(data.get("filter"), types)
+        categories = _parse_categories(data.get("categories"), group_column, types, scales)
+        row_filter = _parse_filter(data.get("filter"), types, scales)
 
         min_group_size = data.get("min_group_size")
         if min_group_size is not None and (
@@ -313,7 +347,7 @@ class StatsParams:
     def to_json(self) -> dict[str, Any]:
         """The canonical JSON form (``from_json(p.to_json()) == p``); absent options omitted."""
         out: dict[str, Any] = {
-            "columns": [{"name": c.name, "type": c.type} for c in self.columns],
+            "columns": [_column_json(c) for c in self.columns],
             "complementary_suppression": self.complementary_suppression,
         }
         if self.min_group_size is not None:
@@ -332,6 +366,11 @@ class StatsParams:
         if self.threshold is not None:
             out["threshold"] = self.threshold
         return out
+
+    @property
+    def value_scale(self) -> int:
+        """Digits after the point of ``value_column`` (0 for an integer column or none)."""
+        return next((c.scale for c in self.columns if c.name == self.value_column), 0)
 
     @property
     def vector_length(self) -> int:
@@ -361,21 +400,55 @@ def _parse_columns(value: object) -> tuple[Column, ...]:
     seen: set[str] = set()
     for i, item in enumerate(value):
         where = f"columns[{i}]"
-        if not isinstance(item, Mapping) or set(item) != {"name", "type"}:
-            raise InvalidParams(where, 'must be {"name": ..., "type": ...}')
+        if (
+            not isinstance(item, Mapping)
+            or not {"name", "type"} <= set(item)
+            or not set(item) <= {"name", "type", "scale", "identifier"}
+        ):
+            raise InvalidParams(
+                where,
+                'must be {"name": ..., "type": ...} with optional "scale" (decimal columns) '
+                'and "identifier"',
+            )
         name, kind = item["name"], item["type"]
         if not isinstance(name, str) or not name:
             raise InvalidParams(f"{where}.name", "must be a non-empty string")
         if kind not in COLUMN_TYPES:
             raise InvalidParams(f"{where}.type", f"must be one of {list(COLUMN_TYPES)}")
+        scale = item.get("scale")
+        if kind == "decimal" and not (isinstance(scale, int) and _is_int(scale)):
+            scale = None
+        if kind == "decimal" and (scale is None or not 1 <= scale <= MAX_SCALE):
+            raise InvalidParams(
+                f"{where}.scale",
+                f"a decimal column needs its scale, an integer in 1..{MAX_SCALE}, got {scale!r}",
+            )
+        if kind != "decimal" and "scale" in item:
+            raise InvalidParams(f"{where}.scale", f"only decimal columns have one ({kind})")
+        identifier = item.get("identifier", False)
+        if not isinstance(identifier, bool):
+            raise InvalidParams(f"{where}.identifier", "must be true or false")
         if name in seen:
             raise InvalidParams(f"{where}.name", f"duplicate column {name!r}")
         seen.add(name)
-        out.append(Column(name, kind))
+        out.append(Column(name, kind, identifier, scale if isinstance(scale, int) else 0))
     return tuple(out)
 
 
-def _check_scalar(where: str, value: object, column_type: str) -> int | str:
+def _column_json(column: Column) -> dict[str, Any]:
+    """A column as in the parameters: scale for decimals, identifier only when marked
+    (so ``schema_digest(params.columns)`` is the dataset's when they describe it)."""
+    entry: dict[str, Any] = {"name": column.name, "type": column.type}
+    if column.type == "decimal":
+        entry["scale"] = column.scale
+    if column.identifier:
+        entry["identifier"] = True
+    return entry
+
+
+def _check_scalar(where: str, value: object, column_type: str, scale: int = 0) -> int | str:
+    if column_type == "decimal":
+        return _decimal_value(where, value, scale)
     if column_type == "integer":
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= INT_LIMIT:
             return value
@@ -385,8 +458,39 @@ def _check_scalar(where: str, value: object, column_type: str) -> int | str:
     raise InvalidParams(where, f"must be a string, got {value!r}")
 
 
+def _decimal_value(where: str, value: object, scale: int) -> str:
+    """A decimal filter value or category as its canonical text at the column's scale.
+
+    A decimal string (``"12.5"``, ``"-3"``, ``"1e2"``) or a JSON number; a JSON number
+    with a fraction arrives as a binary float and is read as its shortest decimal form
+    (``12.5`` -> ``"12.5"``), which is what the sender wrote. At most ``scale`` digits
+    after the point, and within the column's 18 digits.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidParams(where, f'must be a decimal string such as "12.5", got {value!r}')
+    text = repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, str) and not _DECIMAL_TEXT.match(value):
+        raise InvalidParams(where, f"{value!r} is not a decimal number")
+    try:
+        scaled = Decimal(text).scaleb(scale, Context(prec=80))
+    except ArithmeticError:  # a float's inf/nan, or an exponent beyond any range
+        raise InvalidParams(where, f"{value!r} is not a decimal number within range") from None
+    if not scaled.is_finite():
+        raise InvalidParams(where, f"{value!r} is not a decimal number")
+    if scaled != scaled.to_integral_value():
+        raise InvalidParams(
+            where, f"{value!r} has more than the column's {scale} digits after the point"
+        )
+    if abs(scaled) > MAX_SCALED:
+        raise InvalidParams(where, f"{value!r} is beyond the column's 18 digits")
+    return decimal_text(int(scaled), scale)
+
+
 def _parse_categories(
-    value: object, group_column: str | None, types: Mapping[str, str]
+    value: object,
+    group_column: str | None,
+    types: Mapping[str, str],
+    scales: Mapping[str, int] | None = None,
 ) -> tuple[int | str, ...]:
     if group_column is None:
         if value not in (None, [], ()):
@@ -396,15 +500,19 @@ def _parse_categories(
         raise InvalidParams("categories", "must be a non-empty list when group_column is set")
     if len(value) > MAX_CATEGORIES:
         raise InvalidParams("categories", f"at most {MAX_CATEGORIES} categories")
+    scale = (scales or {}).get(group_column, 0)
     out = tuple(
-        _check_scalar(f"categories[{i}]", v, types[group_column]) for i, v in enumerate(value)
+        _check_scalar(f"categories[{i}]", v, types[group_column], scale)
+        for i, v in enumerate(value)
     )
     if len(set(out)) != len(out):
         raise InvalidParams("categories", "categories must be distinct")
     return out
 
 
-def _parse_filter(value: object, types: Mapping[str, str]) -> RowFilter | None:
+def _parse_filter(
+    value: object, types: Mapping[str, str], scales: Mapping[str, int] | None = None
+) -> RowFilter | None:
     if value is None:
         return None
     if not isinstance(value, Mapping) or set(value) != {"column", "op", "value"}:
@@ -414,9 +522,14 @@ def _parse_filter(value: object, types: Mapping[str, str]) -> RowFilter | None:
         raise InvalidParams("filter.column", f"unknown column {column!r}")
     if op not in OPS:
         raise InvalidParams("filter.op", f"must be one of {list(OPS)}, got {op!r}")
-    if op in ORDERING_OPS and types[column] != "integer":
-        raise InvalidParams("filter.op", f"{op!r} needs an integer column; {column!r} is a string")
-    return RowFilter(column, op, _check_scalar("filter.value", value["value"], types[column]))
+    if op in ORDERING_OPS and types[column] not in NUMERIC_TYPES:
+        raise InvalidParams(
+            "filter.op", f"{op!r} needs an integer or decimal column; {column!r} is a string"
+        )
+    scale = (scales or {}).get(column, 0)
+    return RowFilter(
+        column, op, _check_scalar("filter.value", value["value"], types[column], scale)
+    )
 
 
 # ---------------------------------------------------------------- local (plaintext) work
@@ -436,9 +549,10 @@ def local_vector(params: StatsParams, rows: Rows) -> list[int]:
     count = columnar.selected_count(table, mask)
     out = [count]
     if params.value_column is not None:
-        values = columnar.int_values(table, params.value_column, mask)
+        values = columnar.int_values(table, params.value_column, mask)  # scaled decimals
         if params.value_bound is not None:
-            values = np.clip(values, -params.value_bound, params.value_bound)
+            bound = min(params.value_bound * 10**params.value_scale, MAX_SCALED)
+            values = np.clip(values, -bound, bound)
         out += list(columnar.exact_sums(values))
     if params.group_column is not None:
         cells = columnar.category_counts(table, params.group_column, mask, params.categories)
@@ -483,12 +597,15 @@ def noise_plan(params: StatsParams, policy: EffectivePolicy | None) -> NoisePlan
     eps = dp_noise.split_epsilon(policy.epsilon_per_query, parts)
     plan = dp_noise.NoisePlan.figure(eps, 1)
     if params.value_column is not None and params.value_bound is not None:
-        bound = params.value_bound
-        plan = (
-            plan
-            + dp_noise.NoisePlan.figure(eps, bound)
-            + dp_noise.NoisePlan.figure(eps, bound * bound)
-        )
+        bound = params.value_bound * 10**params.value_scale  # in the summed (scaled) units
+        try:
+            plan = (
+                plan
+                + dp_noise.NoisePlan.figure(eps, bound)
+                + dp_noise.NoisePlan.figure(eps, bound * bound)
+            )
+        except dp_noise.NoiseParameterError as exc:
+            raise InvalidParams("value_bound", str(exc)) from None
     if params.group_column is not None:
         plan = plan + dp_noise.NoisePlan.histogram(eps, len(params.categories) + 1)
     return plan
@@ -544,7 +661,7 @@ class StatsResult:
     min_group_size: int
     suppressed: bool  # the whole result, because the filtered count is below the minimum
     count: int | None
-    sum: int | None
+    sum: int | Decimal | None  # Decimal (exponent -scale) for a decimal value column
     mean: Fraction | None
     variance: Fraction | None
     histogram: tuple[HistogramCell, ...] | None
@@ -572,7 +689,7 @@ class StatsResult:
             "min_group_size": self.min_group_size,
             "suppressed": self.suppressed,
             "count": self.count,
-            "sum": None if self.sum is None else str(self.sum),
+            "sum": None if self.sum is None else _sum_text(self.sum),
             "mean": exact(self.mean),
             "variance": exact(self.variance),
             "histogram": None
@@ -611,16 +728,22 @@ def finalise(
         return StatsResult(
             k, True, None, None, None, None, () if has_hist else None, contributors, policy, noise
         )
-    total = mean = variance = None
+    total: int | Decimal | None = None
+    mean = variance = None
     position = 1
     if params.value_column is not None:
-        total, sumsq = totals[1], totals[2]
+        scaled, sumsq = totals[1], totals[2]
         if noise is not None:
             sumsq = max(sumsq, 0)
-        mean = Fraction(total, count)
+        mean = Fraction(scaled, count)
         variance = Fraction(sumsq, count) - mean * mean
         if noise is not None and variance < 0:
             variance = Fraction(0)
+        total = scaled
+        if params.value_scale:  # back from the scaled units to the column's, exactly
+            unit = 10**params.value_scale
+            total = Decimal(scaled).scaleb(-params.value_scale, Context(prec=80))
+            mean, variance = mean / unit, variance / (unit * unit)
         position = 3
     histogram = None
     if has_hist:
@@ -636,6 +759,15 @@ def finalise(
     return StatsResult(
         k, False, count, total, mean, variance, histogram, contributors, policy, noise
     )
+
+
+def _sum_text(value: int | Decimal) -> str:
+    """A sum as exact decimal text: an integer's digits, a decimal's with its scale."""
+    if isinstance(value, Decimal):
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)
+        return decimal_text(int(value.scaleb(-exponent, Context(prec=80))), -exponent)
+    return str(value)
 
 
 def _suppress_cells(cells: Sequence[int], k: int, complementary: bool) -> list[bool]:

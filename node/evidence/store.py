@@ -41,6 +41,7 @@ from ledger.ids import InvalidInput
 from ledger.transcript import (
     ENTRY_KINDS,
     GENESIS_PREV,
+    MESSAGE_KINDS,
     Entry,
     chain_intact,
     leaf_hashes,
@@ -382,15 +383,16 @@ class EvidenceStore:
     def append(self, task_id: bytes, kind: str, step: str, digest: bytes, peer: str = "") -> Entry:
         """Append one entry to the task's transcript and return it (with seq and prev).
 
-        ``peer`` names the other party of a ``sent``/``received`` entry and must be empty
-        for ``input``/``output``, so a transcript cannot claim a message without a peer.
+        ``peer`` names the other party of a ``sent``/``received``/``received-late`` entry
+        and must be empty for ``input``/``output``, so a transcript cannot claim a message
+        without a peer.
         """
         task_id = require_bytes32(task_id, "task_id")
         kind = _require_choice(kind, "kind", ENTRY_KINDS)
         step = _require_text(step, "step", MAX_STEP_LENGTH, empty_ok=False)
         digest = require_bytes32(digest, "digest")
         peer = _require_text(peer, "peer", MAX_PEER_LENGTH, empty_ok=True)
-        if kind in ("sent", "received") and not peer:
+        if kind in MESSAGE_KINDS and not peer:
             raise InvalidInput("peer", f"a {kind!r} entry must name its peer")
         if kind in ("input", "output") and peer:
             raise InvalidInput("peer", f"an {kind!r} entry has no peer, got {peer!r}")

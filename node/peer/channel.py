@@ -11,7 +11,8 @@ task on chain with a reason instead of hanging:
 * `PeerTimeout` when an expected message does not arrive in time.
 
 The task is opened in this node's inbox when the channel is made, and closed (its unread
-messages dropped) by `close()`.
+messages dropped) by `close()`; `take_unread()` hands over the messages the protocol
+never read first, so the task runner can record them as delivered late.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ class GrpcChannel:
                 raise PeerNotTrusted(address, "it is no longer active on chain")
             if remaining <= 0:
                 raise PeerTimeout(address, step, timeout)
+
+    def take_unread(self, seal: bool = False) -> list[tuple[str, str, bytes]]:
+        """Messages peers delivered for this task that the protocol never read, as
+        (sender, step, payload); ``seal`` refuses any later delivery (`Inbox.take_unread`)."""
+        return self.server.inbox.take_unread(self.task_id, seal)
 
     def close(self) -> None:
         """Close the task in the inbox and the connections this channel opened."""

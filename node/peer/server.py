@@ -148,6 +148,7 @@ class _TaskBox:
     participants: frozenset[str]
     slots: dict[tuple[str, str], _Slot] = field(default_factory=dict)
     unread_bytes: int = 0
+    sealed: bool = False  # the node's part is over: new messages are refused, as if closed
 
 
 class Inbox:
@@ -201,6 +202,36 @@ class Inbox:
                 while len(self._closed) > REMEMBERED_CLOSED_TASKS:
                     self._closed.popitem(last=False)
             self._cond.notify_all()
+
+    def take_unread(self, task_id: bytes, seal: bool = False) -> list[tuple[str, str, bytes]]:
+        """Every message filed for the task and not read yet, as (sender, step, payload)
+        sorted by sender and step; they count as read from now on.
+
+        The task runner records them as delivered late: a threshold protocol may finish
+        before reading every message peers sent, and the auditor must still find each
+        delivered message on both sides. ``seal`` also refuses later deliveries (as
+        `TaskClosed`) while readers still waiting are left to `close_task`, so nothing
+        can arrive between the last record and the close. Unknown or closed tasks hold
+        nothing: an empty list.
+        """
+        with self._cond:
+            box = self._tasks.get(task_id)
+            if box is None:
+                return []
+            unread = sorted(
+                ((key, slot) for key, slot in box.slots.items() if slot.payload is not None),
+                key=lambda item: item[0],
+            )
+            taken = []
+            for (sender, step), slot in unread:
+                assert slot.payload is not None
+                taken.append((sender, step, slot.payload))
+                slot.payload = None
+                box.unread_bytes -= slot.size
+                self.unread_bytes -= slot.size
+            if seal:
+                box.sealed = True
+            return taken
 
     def is_open(self, task_id: bytes) -> bool:
         with self._cond:
@@ -259,6 +290,8 @@ class Inbox:
 
     def _box(self, task_id: bytes) -> _TaskBox:
         box = self._tasks.get(task_id)
+        if box is not None and box.sealed:
+            raise TaskClosed(task_id)
         if box is not None:
             return box
         if task_id in self._closed:

@@ -46,6 +46,25 @@ ORGS = (
     ("regulator", int(Role.REGULATOR | Role.PROVIDER)),
 )
 PROVIDERS = ("bank-b", "regulator")
+# Providers beyond the default two, in the order a cluster of more providers adds them.
+EXTRA_PROVIDERS = ("bank-c", "bank-d", "bank-e", "bank-f", "bank-g")
+
+
+def provider_names(count: int) -> tuple[str, ...]:
+    """The provider banks of a cluster with ``count`` providers (2, the default, keeps
+    the original bank-b and regulator)."""
+    names = (*PROVIDERS, *EXTRA_PROVIDERS)
+    if not 2 <= count <= len(names):
+        raise ValueError(f"providers: between 2 and {len(names)}, got {count}")
+    return names[:count]
+
+
+def orgs_for(providers: int) -> tuple[tuple[str, int], ...]:
+    """The organisations (name, roles) of a cluster with ``providers`` provider banks."""
+    extra = provider_names(providers)[len(PROVIDERS) :]
+    return (*ORGS, *((name, int(Role.PROVIDER | Role.CONSUMER)) for name in extra))
+
+
 PARAMS: dict[str, Any] = {
     "columns": [
         {"name": "account", "type": "string"},
@@ -138,6 +157,7 @@ class Cluster:
     tmp: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
     providers: list[dict[str, Any]] = field(default_factory=list)
+    provider_names: tuple[str, ...] = PROVIDERS
 
     def logs(self) -> str:
         return "\n".join(
@@ -146,7 +166,7 @@ class Cluster:
 
     def share_datasets(self, rows_each: int = 120, max_uses: int = 20) -> None:
         """Providers upload a generated CSV each and grant bank-a its use, over REST."""
-        for seed, name in enumerate(PROVIDERS):
+        for seed, name in enumerate(self.provider_names):
             node = self.nodes[name]
             path = self.tmp / f"{name}.csv"
             self.rows += write_rows(path, seed, rows_each)
@@ -178,8 +198,13 @@ class Cluster:
             )
 
     def create_task(
-        self, request_id: str, valid_for: int = 600, params: dict[str, Any] | None = None
+        self,
+        request_id: str,
+        valid_for: int = 600,
+        params: dict[str, Any] | None = None,
+        providers: list[dict[str, Any]] | None = None,
     ) -> str:
+        """A secure-stats task by bank-a over ``providers`` (default: every provider)."""
         with self.nodes["bank-a"].api() as api:
             created = api.post(
                 "/tasks",
@@ -187,7 +212,7 @@ class Cluster:
                     "requestId": request_id,
                     "algorithm": "secure-stats",
                     "params": PARAMS if params is None else params,
-                    "providers": self.providers,
+                    "providers": self.providers if providers is None else providers,
                     "validForSeconds": valid_for,
                 },
             )
@@ -205,6 +230,24 @@ class Cluster:
                 entries = [e.to_json() for e in store.entries(task_id)]
             (directory / f"{node.address}.json").write_text(json.dumps(entries))
         return directory
+
+    def wait_settled(self, task: str, timeout: float = 120.0) -> None:
+        """Wait until every node's own part of ``task`` is over (its local phase final,
+        or it holds no record of the task). A node appends the messages it never read
+        (``received-late``) and checkpoints its transcript when the chain's terminal
+        event reaches it, before it marks its part final: a dump taken earlier could
+        show a transcript the node is still extending."""
+        deadline = time.monotonic() + timeout
+        pending = dict(self.nodes)
+        while pending:
+            for name, node in list(pending.items()):
+                with node.api() as api:
+                    status = api.get(f"/tasks/{task}").json()
+                if status.get("localPhase") in (None, "done", "failed"):
+                    del pending[name]
+            if pending:
+                assert time.monotonic() < deadline, (sorted(pending), self.logs())
+                time.sleep(0.3)
 
     def audit(self, task: str, *extra: str) -> tuple[int, dict[str, Any]]:
         """`provnet audit verify` on ``task``: exit code and the printed report."""
@@ -245,24 +288,28 @@ def write_rows(path: Path, seed: int, count: int) -> list[dict[str, Any]]:
 
 @contextmanager
 def running_cluster(
-    anvil_url: str, tmp: Path, protocol_timeout: float | None = None
+    anvil_url: str, tmp: Path, protocol_timeout: float | None = None, providers: int = 2
 ) -> Iterator[Cluster]:
-    """Deploy, init and register three nodes with the CLI, approve the algorithm, start all."""
+    """Deploy, init and register bank-a (the consumer) and ``providers`` provider banks
+    with the CLI, approve the algorithm, start all."""
     os.environ["PROVNET_KEY_PASSWORD"] = PASSWORD
     os.environ["PROVNET_ADMIN_PASSWORD"] = PASSWORD
+    orgs = orgs_for(providers)
+    # anvil's funded account holds 10^22 wei: enough for 10^21 each up to three orgs.
+    wei = 10**21 if len(orgs) <= len(ORGS) else 10**20
     chain = Chain.connect(anvil_url)
     deployer = new_account()
-    chain.fund(deployer.address, 10**21)
-    admins = {name: new_account() for name, _ in ORGS}
+    chain.fund(deployer.address, wei)
+    admins = {name: new_account() for name, _ in orgs}
     for name, account in admins.items():
-        chain.fund(account.address, 10**21)
+        chain.fund(account.address, wei)
         write_keystore(account, tmp / f"{name}-admin.json", PASSWORD)
-    genesis = [GenesisMember(name_id("org", n), n, r, admins[n].address) for n, r in ORGS]
+    genesis = [GenesisMember(name_id("org", n), n, r, admins[n].address) for n, r in orgs]
     deployment = deploy(chain, Sender(chain, deployer), Governance.dev(50), genesis)
     manifest = tmp / "manifest.json"
     deployment.save(manifest)
     nodes: dict[str, NodeProcess] = {}
-    for name, _ in ORGS:
+    for name, _ in orgs:
         node_dir = tmp / name
         assert main(["node", "init", "--dir", str(node_dir), "--name", name,
                      "--chain", anvil_url, "--manifest", str(manifest),
@@ -274,15 +321,20 @@ def running_cluster(
             raw["protocol_timeout"] = protocol_timeout
             config_path.write_text(json.dumps(raw))
         address = read_keystore(NodeConfig.load(config_path).keystore, PASSWORD).address
-        chain.fund(address, 10**21)
+        chain.fund(address, wei)
         assert main(["node", "register", "--config", str(config_path),
                      "--admin-keystore", str(tmp / f"{name}-admin.json")]) == 0  # fmt: skip
         admin = Clients.bind(chain, deployment, Sender(chain, admins[name]))
         nodes[name] = NodeProcess(name, name_id("org", name), config_path, address, admin, tmp)
     digest = package_of(stats).digest
-    nodes["bank-a"].admin.algorithms.propose(digest, stats.NAME, stats.VERSION, AlgorithmKind.MPC)
-    nodes["bank-b"].admin.algorithms.approve(digest)
-    cluster = Cluster(chain, deployment, nodes, tmp)
+    algorithms = nodes["bank-a"].admin.algorithms
+    algorithms.propose(digest, stats.NAME, stats.VERSION, AlgorithmKind.MPC)
+    for voter in [n for n in nodes if n != "bank-a"]:  # more members need more votes
+        if algorithms.is_approved(digest):
+            break
+        nodes[voter].admin.algorithms.approve(digest)
+    assert algorithms.is_approved(digest)
+    cluster = Cluster(chain, deployment, nodes, tmp, provider_names=provider_names(providers))
     try:
         for node in nodes.values():
             node.start()

@@ -16,8 +16,9 @@ from auditor.replay import task_history
 from ledger.artifacts import abi
 from ledger.clients.tasks import Reason
 from ledger.events import EventReader, Source
+from ledger.transcript import evidence_log_id
 from node.evidence.store import EvidenceStore
-from node.runner import CRASH_ENV, evidence_log_id
+from node.runner import CRASH_ENV
 from tests.e2e.cluster import Cluster, running_cluster
 
 CRASH_POINTS = (

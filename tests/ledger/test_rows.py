@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -13,10 +14,13 @@ from ledger.canonical import canonical_json, digest_json
 from ledger.rows import (
     COLUMN_TYPES,
     MAX_SAFE_INTEGER,
+    MAX_SCALED,
     Column,
+    arrow_type,
     batch_leaf_hashes,
     batch_subtree_roots,
     canonical_rows,
+    decimal_text,
     row_leaf_data,
     row_leaf_hashes,
     row_salt,
@@ -134,18 +138,26 @@ def tables(draw: st.DrawFn) -> tuple[list[Column], list[dict[str, object]]]:
             st.one_of(st.sampled_from(TRICKY_NAMES), TEXT), min_size=1, max_size=8, unique=True
         )
     )
-    columns = [Column(n, draw(st.sampled_from(COLUMN_TYPES))) for n in names]
+    columns = []
+    for n in names:
+        kind = draw(st.sampled_from(COLUMN_TYPES))
+        columns.append(Column(n, kind, scale=draw(st.integers(1, 18)) if kind == "decimal" else 0))
     count = draw(st.integers(0, 12))
-    rows = [
-        {c.name: draw(SAFE_INT if c.type == "integer" else TEXT) for c in columns}
-        for _ in range(count)
-    ]
+
+    def value(c: Column) -> object:
+        if c.type == "decimal":
+            return decimal_text(draw(st.integers(-MAX_SCALED, MAX_SCALED)), c.scale)
+        return draw(SAFE_INT if c.type == "integer" else TEXT)
+
+    rows = [{c.name: value(c) for c in columns} for _ in range(count)]
     return columns, rows
 
 
 def as_batch(columns: list[Column], rows: list[dict[str, object]]) -> pa.RecordBatch:
     arrays = [
-        pa.array([r[c.name] for r in rows], pa.int64() if c.type == "integer" else pa.string())
+        pa.array([Decimal(str(r[c.name])) for r in rows], arrow_type(c))
+        if c.type == "decimal"
+        else pa.array([r[c.name] for r in rows], arrow_type(c))
         for c in columns
     ]
     return pa.RecordBatch.from_arrays(arrays, names=[c.name for c in columns])
@@ -207,3 +219,17 @@ def test_the_fast_path_refuses_what_has_no_row_encoding() -> None:
         batch_leaf_hashes(KEY, 0, columns, pa.RecordBatch.from_arrays([pa.array(["1"])], ["v"]))
     with pytest.raises(ValueError, match="schema has 2"):
         batch_leaf_hashes(KEY, 0, [*columns, Column("w", "string")], as_batch(columns, []))
+
+
+def test_the_fast_path_refuses_decimals_of_another_scale_or_range() -> None:
+    cents = [Column("v", "decimal", scale=2)]
+    mills = pa.array([Decimal("1.500")], pa.decimal128(18, 3))
+    with pytest.raises(ValueError, match=r"scale 2\) holds decimal128\(18, 3\)"):
+        batch_leaf_hashes(KEY, 0, cents, pa.RecordBatch.from_arrays([mills], ["v"]))
+    huge = pa.array([Decimal(10**18)], pa.decimal128(38, 0)).cast(pa.decimal128(38, 2))
+    with pytest.raises(ValueError, match="holds decimal128"):
+        batch_leaf_hashes(KEY, 0, cents, pa.RecordBatch.from_arrays([huge], ["v"]))
+    assert canonical_rows(
+        cents,
+        pa.RecordBatch.from_arrays([pa.array([Decimal("-0.5")], arrow_type(cents[0]))], ["v"]),
+    ).to_pylist() == [b'{"v":"-0.50"}']

@@ -14,8 +14,9 @@ from eth_account.signers.local import LocalAccount
 from ledger.clients import Clients
 from ledger.clients.algorithms import AlgorithmKind
 from ledger.clients.datasets import DatasetVersion
-from ledger.clients.tasks import Reason, TaskState
-from ledger.ids import dataset_id_for, hex32, name_id
+from ledger.clients.tasks import Participant, Reason, TaskState
+from ledger.ids import dataset_id_for, hex32, name_id, task_id_for
+from ledger.task_params import ParamsEnvelope
 from node.algorithms import stats
 from node.algorithms.package import package_of
 from node.channel import Channel, InMemoryNetwork
@@ -25,6 +26,7 @@ from node.evidence.store import EvidenceStore
 from node.runner import TaskRunner
 from node.service import NodeService
 from node.state import TaskStateStore
+from node.task_prechecks import pending_time
 from tests.conftest import Consortium
 
 COLUMNS = [
@@ -84,6 +86,9 @@ class Network:
     rows: list[dict[str, Any]] = field(default_factory=list)
     providers: list[dict[str, Any]] = field(default_factory=list)
     service: NodeService | None = None
+    # Columns the providers' datasets mark as identifiers: task parameters describe a
+    # provider's registered schema exactly (the creating node checks its digest).
+    identifiers: set[str] = field(default_factory=set)
 
     @property
     def creator(self) -> NodeService:
@@ -109,6 +114,7 @@ class Network:
         base = self.tmp / name
         datasets = DatasetStore(base / "datasets")
         if rows:
+            self.identifiers.update(identifier_columns)
             self.rows += write_rows(base / "rows.csv", seed, rows)
             data = import_csv(base / "rows.csv", identifier_columns=identifier_columns)
             dataset_name = name_id("dataset", f"{name}/accounts")
@@ -154,11 +160,48 @@ class Network:
         self.nodes[name] = node
         return node
 
+    def described(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with the providers' identifier marks on its columns (what an
+        operator copies from `provnet dataset show`)."""
+        columns = [
+            {**c, "identifier": True} if c["name"] in self.identifiers else c
+            for c in params["columns"]
+        ]
+        return {**params, "columns": columns}
+
     def create(self, request_id: str, params: dict[str, Any], valid_for: int = 3600) -> bytes:
         created = self.creator.create_task(
-            request_id, stats.NAME, params, self.providers, valid_for
+            request_id, stats.NAME, self.described(params), self.providers, valid_for
         )
         return bytes.fromhex(created["taskId"][2:])
+
+    def create_unchecked(
+        self, request_id: str, params: dict[str, Any], valid_for: int = 3600
+    ) -> bytes:
+        """The task a creator skipping `NodeService`'s pre-checks makes (a buggy or
+        hostile consumer): straight to the contract, then the aggregator's local record.
+        For tests of the providers' own refusals, which must hold regardless."""
+        service = self.creator
+        assert service.state is not None
+        request_key = name_id("task", request_id)
+        task_id = task_id_for(service.org_id, request_key)
+        parsed = stats.StatsParams.from_json(self.described(params))
+        envelope = ParamsEnvelope(parsed.to_json(), service.params_salt(task_id))
+        slots = [Participant(service.clients.account)] + [
+            Participant(
+                p["node"],
+                bytes.fromhex(p["datasetId"][2:]),
+                p["datasetVersion"],
+                bytes.fromhex(p["grantId"][2:]),
+            )
+            for p in self.providers
+        ]
+        now = pending_time(service.clients.tasks.chain.w3)
+        service.clients.tasks.create(
+            request_key, package_of(stats).digest, envelope.digest, now + valid_for, slots
+        )
+        service.state.ensure(task_id, role="aggregator", params=envelope.to_json())
+        return task_id
 
     def drive(self, task_id: bytes, rounds: int = 60, only: Sequence[str] = ()) -> TaskState:
         nodes = [n for name, n in self.nodes.items() if not only or name in only]

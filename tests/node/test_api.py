@@ -139,6 +139,48 @@ def test_the_cli_sends_identifier_columns(
     assert build_parser().parse_args(argv[:-2]).identifier_columns == ""
 
 
+def test_the_cli_renders_each_error_as_one_line(
+    api: tuple[TestClient, NodeService], consortium: Consortium
+) -> None:
+    """The answers of the real app, as `provnet` prints them: `<field>: <message>`."""
+    import httpx
+
+    from scripts.operator_command import ApiChainError, ApiError, _answer
+
+    client, _ = api
+    grant = {
+        "datasetId": "0x" + "22" * 32,
+        "granteeOrg": hex32(consortium.orgs["bank-b"].org_id),
+        "purpose": "p",
+        "validForSeconds": 60,
+        "maxUses": 0,
+    }
+    with pytest.raises(ApiError) as bad:
+        _answer(client.post("/grants", headers=AUTH, json=grant))
+    assert (bad.value.code, str(bad.value)) == (
+        "INVALID_INPUT",
+        "maxUses: Input should be greater than 0",
+    )
+    with pytest.raises(ApiError) as refused:
+        _answer(client.post("/grants", headers=AUTH, json={**grant, "maxUses": 1}))
+    assert refused.value.code == "CONTRACT_REVERT"
+    assert str(refused.value).startswith("contract: refused by the chain: ")
+    assert "UnknownDataset(datasetId=0x2222" in str(refused.value)
+    with pytest.raises(ApiError) as unknown:
+        _answer(client.get("/nope", headers=AUTH))
+    assert str(unknown.value) == "path: Not Found"
+    with pytest.raises(ApiError) as no_token:
+        _answer(client.get("/datasets"))
+    assert str(no_token.value) == "Authorization: missing or bad bearer token"
+    no_gas = {"code": "NO_GAS", "field": "chain", "message": "account 0xA has no gas"}
+    with pytest.raises(ApiChainError) as chain:
+        _answer(httpx.Response(502, json={"error": no_gas}))
+    assert (chain.value.code, str(chain.value)) == ("NO_GAS", "account 0xA has no gas")
+    with pytest.raises(ApiError) as proxy:
+        _answer(httpx.Response(503, text="<html>upstream down</html>"))
+    assert str(proxy.value) == "HTTP 503: <html>upstream down</html>"
+
+
 @pytest.mark.parametrize(
     ("text", "level", "field"),
     [
@@ -278,3 +320,66 @@ def test_a_bad_token_is_refused_by_name_before_the_body(
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
     assert response.json()["error"]["field"] == "Authorization"
+
+
+# --- tasks: pre-checks, request ids and names over REST (issue 12) ---------------------
+
+
+def test_tasks_by_name_new_retry_conflict_and_prechecks_over_rest(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    """As a consumer meets them: 201 for a new task, 200 for an identical retry, 409
+    for the request id with other parameters and for a revoked grant (naming the
+    provider), 422 for one provider; nothing written by the refused ones."""
+    from node.algorithms import stats
+    from tests.node.runner_harness import COLUMNS, standard_network
+
+    net = standard_network(consortium, tmp_path, rows_each=30)
+    client = TestClient(create_app(net.creator, TOKEN, tmp_path / "uploads"))
+    params = {"columns": COLUMNS, "value_column": "balance"}
+    short = [
+        {"org": "bank-b", "dataset": "bank-b/accounts"},
+        {"org": "regulator", "dataset": "regulator/accounts"},
+    ]
+    body = {
+        "requestId": "rest-1",
+        "algorithm": stats.NAME,
+        "params": params,
+        "providers": short,
+        "validForSeconds": 600,
+    }
+    created = client.post("/tasks", headers=AUTH, json=body)
+    assert created.status_code == 201, created.text
+    head = consortium.chain.head()
+    retry = client.post("/tasks", headers=AUTH, json=body)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["taskId"] == created.json()["taskId"]
+    other = client.post(
+        "/tasks", headers=AUTH, json={**body, "params": {**params, "min_group_size": 40}}
+    )
+    assert other.status_code == 409, other.text
+    assert other.json()["error"]["field"] == "requestId"
+    status = client.get("/tasks/rest-1", headers=AUTH)
+    assert status.status_code == 200, status.text
+    shown = status.json()
+    assert shown["taskId"] == created.json()["taskId"] and shown["requestId"] == "rest-1"
+    assert shown["failure"] is None and shown["refusals"] == []
+    assert client.get("/tasks/no-such-request", headers=AUTH).status_code == 404
+
+    one = client.post(
+        "/tasks", headers=AUTH, json={**body, "requestId": "rest-2", "providers": short[:1]}
+    )
+    assert one.status_code == 422, one.text
+    assert one.json()["error"]["field"] == "providers"
+    grant = bytes.fromhex(net.providers[0]["grantId"][2:])
+    consortium.orgs["bank-b"].clients.authorizations.revoke(grant)
+    head = consortium.chain.head()
+    revoked = client.post(
+        "/tasks", headers=AUTH, json={**body, "requestId": "rest-3", "providers": net.providers}
+    )
+    assert revoked.status_code == 409, revoked.text
+    error = revoked.json()["error"]
+    assert error["field"] == "providers[0].grantId"
+    assert "providers[0] (bank-b)" in error["message"] and "revoked" in error["message"]
+    assert consortium.chain.head() == head
+    assert client.get("/tasks/rest-3", headers=AUTH).status_code == 404

@@ -57,15 +57,40 @@ def test_round_trip_and_write_once(tmp_path: Path) -> None:
         store.save(DS, 1, data, 3)
 
 
-def test_an_empty_version_round_trips(tmp_path: Path) -> None:
+def test_a_decimal_version_round_trips_with_its_scale(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
-    path.write_text("id,amount\n")
+    path.write_text("id,balance\nA1,10.5\nA2,-0.25\n")
     data = import_csv(path)
+    assert data.columns[1] == Column("balance", "decimal", scale=2)
     store = DatasetStore(tmp_path / "store")
     store.save(DS, 1, data, 1)
+    meta = json.loads((version_dir(tmp_path) / "meta.json").read_text())
+    assert meta["columns"][1] == {
+        "name": "balance",
+        "type": "decimal",
+        "identifier": False,
+        "scale": 2,
+    }
+    assert pq.read_schema(version_dir(tmp_path) / "rows.parquet").field(
+        "balance"
+    ).type == pa.decimal128(18, 2)
     loaded = store.load(DS, 1)
-    assert loaded is not None and loaded.data.row_count == 0
-    assert loaded.data.merkle_root == merkle.root([])
+    assert loaded is not None
+    assert loaded.data.columns == data.columns and loaded.data.merkle_root == data.merkle_root
+    assert loaded.data.rows == [{"id": "A1", "balance": "10.50"}, {"id": "A2", "balance": "-0.25"}]
+
+
+def test_a_decimal_scale_changed_on_disk_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text("id,balance\nA1,10.5\nA2,-0.25\n")
+    store = DatasetStore(tmp_path / "store")
+    store.save(DS, 1, import_csv(path), 1)
+    meta_file = version_dir(tmp_path) / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta["columns"][1]["scale"] = 3  # the same digits read as tenths of a cent
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(InvalidInput, match="no longer matches its root"):
+        store.load(DS, 1)
 
 
 def rewrite_rows(tmp_path: Path, table: pa.Table) -> None:

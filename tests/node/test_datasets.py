@@ -4,6 +4,7 @@ line, and the columnar path held equal to the row-wise code it replaced."""
 from __future__ import annotations
 
 import csv
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,12 +64,13 @@ def test_fresh_keys_give_unlinkable_commitments(tmp_path: Path) -> None:
     assert import_csv(path).merkle_root != import_csv(path).merkle_root
 
 
-@pytest.mark.parametrize("text", ["id,amount\n", "id,amount"])
-def test_a_header_only_file_has_no_rows_and_string_columns(tmp_path: Path, text: str) -> None:
-    data = import_csv(write(tmp_path, text), KEY)
-    assert data.row_count == 0 and data.rows == []
-    assert [c.type for c in data.columns] == ["string", "string"]
-    assert data.merkle_root == merkle.root([])
+@pytest.mark.parametrize("text", ["id,amount\n", "id,amount", "id,amount\r\n"])
+def test_a_header_only_file_is_refused(tmp_path: Path, text: str) -> None:
+    # Found by a newcomer: a header-only CSV registered an empty dataset (0 rows) on chain.
+    with pytest.raises(InvalidInput) as exc:
+        import_csv(write(tmp_path, text), KEY)
+    assert exc.value.field == "dataset file"
+    assert "d.csv has a header but no rows" in exc.value.problem
 
 
 @pytest.mark.parametrize(
@@ -114,11 +116,15 @@ def test_integers_beyond_the_json_range_are_rejected_naming_the_line(tmp_path: P
 
 
 def test_integer_inference_follows_the_row_wise_rules(tmp_path: Path) -> None:
-    text = "a,b,c,d,e\n 7 ,007,-0,\u0663,1234567890123456789\n-1,2,3,4,-1234567890123456\n"
+    text = "a,b,c,d\n 7 ,007,-0,\u0663\n-1,2,3,4\n"
     data = import_csv(write(tmp_path, text), KEY)
-    assert [c.type for c in data.columns] == ["integer"] * 4 + ["string"]
-    assert data.rows[0] == {"a": 7, "b": 7, "c": 0, "d": 3, "e": "1234567890123456789"}
+    assert [c.type for c in data.columns] == ["integer"] * 4
+    assert data.rows[0] == {"a": 7, "b": 7, "c": 0, "d": 3}
     assert data.merkle_root == reference_root(KEY, data.rows)
+    # 19 digits were silently text before issue 12; a number column is exact or refused.
+    with pytest.raises(InvalidInput) as exc:
+        import_csv(write(tmp_path, "e\n1234567890123456789\n-1234567890123456\n"), KEY)
+    assert exc.value.field == "d.csv line 2" and "'1234567890123456789'" in exc.value.problem
 
 
 def test_line_numbers_are_right_across_read_blocks(
@@ -258,6 +264,12 @@ def legacy_import_csv(path: Path) -> Legacy:
     return Legacy(columns, rows)
 
 
+def _is_number(value: str) -> bool:
+    """A number by issue 12's rules (ASCII decimal form), besides the integer rule's."""
+    pattern = r"[ \t]*-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*"
+    return datasets._parses_as_int(value) or re.fullmatch(pattern, value, re.ASCII) is not None
+
+
 @contextmanager
 def small_batches(enabled: bool) -> Iterator[None]:
     """Tiny read blocks and chunks, so a few rows span several batches and chunks."""
@@ -283,7 +295,15 @@ def assert_same_as_legacy(data: bytes, small: bool) -> None:
                 got: datasets.ImportedDataset | InvalidInput = import_csv(path, KEY)
             except InvalidInput as exc:
                 got = exc
-    if isinstance(expected, InvalidInput):
+    if isinstance(expected, Legacy) and not expected.rows:  # issue 12: refused now
+        assert isinstance(got, InvalidInput) and "has a header but no rows" in got.problem
+    elif isinstance(expected, Legacy) and any(
+        any(_is_number(str(r[c.name])) for r in expected.rows)
+        for c in expected.columns
+        if c.type == "string"
+    ):  # issue 12: numbers beside text, or numbers the integer rule did not take
+        assert isinstance(got, InvalidInput), (expected, got)
+    elif isinstance(expected, InvalidInput):
         assert isinstance(got, InvalidInput), (expected, got)
         assert (got.field, got.problem) == (expected.field, expected.problem)
     elif isinstance(expected, Exception):
@@ -347,3 +367,16 @@ def test_import_of_chaotic_text_equals_the_row_wise_importer(text: str, small: b
 @given(st.binary(max_size=40), st.booleans())
 def test_import_of_arbitrary_bytes_equals_the_row_wise_importer(tail: bytes, small: bool) -> None:
     assert_same_as_legacy(b"a,b\n" + tail, small)
+
+
+@pytest.mark.parametrize("value", ["--5", "-", "+-5"])
+def test_a_doubled_or_bare_sign_is_text_not_a_number(tmp_path: Path, value: str) -> None:
+    """`int()` refuses these, so type inference must too: a column holding one beside
+    numbers is mixed (refused, naming the line), never an integer column that crashes."""
+    path = tmp_path / "d.csv"
+    path.write_text(f"id,amount\nA,5\nB,{value}\n")
+    with pytest.raises(InvalidInput) as refused:
+        import_csv(path, KEY)
+    assert "line 3" in f"{refused.value.field} {refused.value.problem}"
+    assert value in refused.value.problem
+    assert not datasets._parses_as_int(value)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from ledger.clients.tasks import Participant, TaskState
 from ledger.ids import dataset_id_for, hex32, name_id, task_id_for
+from ledger.transcript import evidence_log_id, evidence_log_name
 from node.algorithms import stats
 from node.algorithms.package import package_of
-from node.runner import evidence_log_id, evidence_log_name
 from tests.conftest import Consortium
 from tests.node.runner_harness import COLUMNS, standard_network, write_rows
 

@@ -111,15 +111,19 @@ def test_a_provider_of_the_creator_organisation_is_refused(
         own.address, "bank-a-2.example:7000", name_id("cert", "a2")
     )
     net.add_node("bank-a-2", "bank-a", own, consortium.clients_for(own), rows=80, seed=9)
-    refused_with(net, net.create("own", dict(BASE)), Reason.PROVIDER_NOT_INDEPENDENT)
+    # The creating node refuses it before the chain (tests/node/test_task_prechecks.py);
+    # a creator that skips that check still meets the provider's own refusal.
+    refused_with(net, net.create_unchecked("own", dict(BASE)), Reason.PROVIDER_NOT_INDEPENDENT)
 
 
 def test_too_few_provider_organisations_for_the_level_are_refused(
     consortium: Consortium, tmp_path: Path
 ) -> None:
     net = standard_network(consortium, tmp_path, rows_each=120, classification=4)
-    refused_with(
-        net, net.create("lvl4", {**BASE, "value_bound": 5000}), Reason.TOO_FEW_PROVIDER_ORGS
+    refused_with(  # past the creating node's pre-check, as a hostile creator would
+        net,
+        net.create_unchecked("lvl4", {**BASE, "value_bound": 5000}),
+        Reason.TOO_FEW_PROVIDER_ORGS,
     )
 
 

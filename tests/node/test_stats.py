@@ -204,7 +204,7 @@ def naive(params: stats.StatsParams, rows: Sequence[Row]) -> stats.StatsResult:
 
 
 def test_module_contract_and_digest_cover_helpers() -> None:
-    assert (stats.NAME, stats.VERSION, stats.KIND) == ("secure-stats", "2.0.0", AlgorithmKind.MPC)
+    assert (stats.NAME, stats.VERSION, stats.KIND) == ("secure-stats", "2.1.0", AlgorithmKind.MPC)
     package = package_of(stats)
     assert set(package.source_digests) == {
         "node/algorithms/stats.py",

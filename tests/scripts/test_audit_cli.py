@@ -45,13 +45,14 @@ def test_verify_show_and_tamper(
 
     assert main(["task", "show", *common]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["state"] == "COMPLETED" and len(shown["participants"]) == 3
+    # the consumer's node (the aggregator) and the three provider banks' nodes
+    assert shown["state"] == "COMPLETED" and len(shown["participants"]) == 4
 
-    # Without transcripts the evidence check cannot pass.
+    # Without transcripts neither the evidence nor the nodes' messages can be checked.
     assert main(["audit", "verify", *common]) == 1
     report = json.loads(capsys.readouterr().out)
     failed = {c["name"] for c in report["checks"] if not c["passed"]}
-    assert failed == {"evidence_roots_match"}
+    assert failed == {"evidence_roots_match", "transcripts_agree_pairwise"}
 
     # A tampered transcript no longer hashes to its anchored root.
     node, entries = next(iter(scenario.transcripts.items()))
@@ -139,9 +140,9 @@ def test_bad_ids_manifests_and_transcripts(
 def test_a_manifest_for_another_chain_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], anvil_url: str
 ) -> None:
-    scenario = run_scenario(Chain.start_embedded(), lambda _: None)
-    manifest, _ = _files(tmp_path, scenario)
-    task = scenario.report["task"]
+    manifest = tmp_path / "manifest.json"
+    build_consortium(Chain.start_embedded()).deployment.save(manifest)
+    task = "0x" + "ab" * 32
     assert main(["task", "show", "--chain", anvil_url, "--manifest", str(manifest), task]) == 2
     err = capsys.readouterr().err
     assert err.startswith("provnet: error: chainId: manifest is for chain ")
