@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, MetaData, create_engine, event, func, select, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -58,6 +58,7 @@ from node.evidence.models import (
     EvidenceBase,
     EvidenceTaskRow,
 )
+from node.evidence.upgrade import set_entry_kinds
 
 __all__ = [
     "Anchor",
@@ -283,8 +284,14 @@ class Database:
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def create_schema(self, metadata: MetaData, append_only: Sequence[str] = ()) -> None:
-        """Create missing tables (and append-only triggers) in one locked transaction."""
+    def create_schema(
+        self,
+        metadata: MetaData,
+        append_only: Sequence[str] = (),
+        upgrades: Sequence[Callable[[Connection, str], object]] = (),
+    ) -> None:
+        """Create missing tables (and append-only triggers), then apply in-place
+        upgrades of tables an earlier version created, in one locked transaction."""
         try:
             with self._write_engine.begin() as conn:
                 if self.dialect == "postgresql":
@@ -294,6 +301,8 @@ class Database:
                 metadata.create_all(conn, checkfirst=True)
                 for statement in _append_only_ddl(self.dialect, append_only):
                     conn.execute(text(statement))
+                for upgrade in upgrades:
+                    upgrade(conn, self.dialect)
         except OperationalError as exc:
             where = self.engine.url.render_as_string(hide_password=True)
             raise StoreUnavailable(f"cannot open database {where}: {exc.orig}") from None
@@ -357,7 +366,11 @@ class EvidenceStore:
     def __init__(self, url: str) -> None:
         self.db = Database(url)
         try:
-            self.db.create_schema(EvidenceBase.metadata, APPEND_ONLY_TABLES)
+            self.db.create_schema(
+                EvidenceBase.metadata,
+                APPEND_ONLY_TABLES,
+                upgrades=[lambda conn, dialect: set_entry_kinds(conn, dialect, ENTRY_KINDS)],
+            )
         except BaseException:
             self.db.close()
             raise
