@@ -268,7 +268,31 @@ def build_parser() -> argparse.ArgumentParser:
         help='the creator\'s `task result` JSON (or {"params", "salt"}): checks the '
         "parameters against the on-chain paramsDigest",
     )
+    verify.add_argument(
+        "--sign-key",
+        type=Path,
+        help="the auditor's PEM private key (Ed25519 or ECDSA P-256/P-384; e.g. "
+        "`openssl genpkey -algorithm ed25519 -out auditor.pem`): signs --report",
+    )
+    verify.add_argument(
+        "--report", type=Path, help="write the in-toto Statement in a signed DSSE envelope here"
+    )
+    verify.add_argument("--prov", type=Path, help="write the task's W3C PROV-JSON here")
     verify.set_defaults(handler=_audit_verify)
+
+    def _audit_check_report(args: argparse.Namespace) -> int:
+        from scripts.audit_command import audit_check_report
+
+        return audit_check_report(args)
+
+    creport = audit_sub.add_parser(
+        "check-report", help="verify a signed report (DSSE envelope) with the auditor's key"
+    )
+    creport.add_argument("report", type=Path, help="the report written by --report")
+    creport.add_argument(
+        "--public-key", required=True, type=Path, help="the auditor's PEM public key"
+    )
+    creport.set_defaults(handler=_audit_check_report)
 
     # `audit fetch` (scripts/audit_fetch_command.py, imported only when run)
     def _audit_fetch(args: argparse.Namespace) -> int:
@@ -307,6 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = node_sub.add_parser("run", help="run the node: peer server, task runner, REST API")
     _config_arg(run)
     run.set_defaults(handler=_operator("node_run"))
+
+    # `auditor index` (auditor/index/command.py; its heavy imports wait for the run)
+    from auditor.index.command import add_index_arguments
+
+    auditor_cmd = sub.add_parser("auditor", help="the auditor service: index the chain")
+    auditor_sub = auditor_cmd.add_subparsers(dest="action", required=True)
+    aindex = auditor_sub.add_parser("index", help="follow the chain into the index database")
+    add_index_arguments(aindex)
+    aindex.set_defaults(handler=_lazy("auditor.index.command", "auditor_index"))
 
     add_member_verbs(sub)
 

@@ -278,7 +278,8 @@ def _scenario(
     checks = audit(chain, deployment, task_id, transcripts, params)
     say("auditor verification (the regulator's replay of the chain and the transcripts):")
     for c in checks:
-        say(f"  [{'PASS' if c.passed else 'FAIL'}] {c.name}: {c.detail}")
+        verdict = {"pass": "PASS", "fail": "FAIL"}.get(c.status, "n/a")
+        say(f"  [{verdict}] {c.name}: {c.detail}")
     report = {
         "task": hex32(task_id),
         "chainId": chain.chain_id,

@@ -38,7 +38,7 @@ def test_verify_show_and_tamper(
 
     assert main(["audit", "verify", "--transcripts", str(transcripts), *common]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["verified"] is True and len(report["checks"]) == 13
+    assert report["verified"] is True and len(report["checks"]) == 16
     names = [c["name"] for c in report["checks"]]
     assert names[:3] == ["deployment_bytecode", "deployment_origin", "deployment_links"]
     assert "failure_reporter_authorised" in names
