@@ -160,7 +160,7 @@ def _checksummed(abi_type: str, value: Any) -> Any:
 
 def revert_data_from(exc: BaseException) -> bytes | None:
     """Extract raw revert bytes from whatever a backend raised, or None if it was no revert."""
-    for candidate in _exception_chain(exc):
+    for candidate in exception_chain(exc):
         data = getattr(candidate, "data", None)
         if isinstance(data, str) and data.startswith("0x"):
             return bytes.fromhex(data[2:])
@@ -171,7 +171,8 @@ def revert_data_from(exc: BaseException) -> bytes | None:
     return None
 
 
-def _exception_chain(exc: BaseException) -> Iterable[BaseException]:
+def exception_chain(exc: BaseException) -> Iterable[BaseException]:
+    """``exc`` and every exception it was raised from or while handling, each once."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -182,7 +183,7 @@ def _exception_chain(exc: BaseException) -> Iterable[BaseException]:
 
 def _eth_tester_bytes(exc: BaseException) -> bytes:
     """eth-tester wraps the raw bytes into a message; the innermost exception keeps them."""
-    for candidate in _exception_chain(exc):
+    for candidate in exception_chain(exc):
         first = candidate.args[0] if candidate.args else None
         if isinstance(first, bytes):
             return first

@@ -11,10 +11,10 @@ node is unreachable), in the shared error shape, without a traceback or a server
 import json
 import logging
 import secrets
-from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger.errors import exception_chain
 from node.api_errors import STATUS_CODES, error_json
 
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
@@ -155,21 +155,12 @@ class InternalErrors:
                 await _refuse(send, status, field, message, close=True)
 
 
-def _causes(exc: BaseException) -> Iterable[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def _chain_unreachable(exc: BaseException) -> bool:
     """A connection failure to the chain's JSON-RPC endpoint (web3 speaks `requests`)."""
     return any(
         isinstance(e, ConnectionError | TimeoutError)
         or type(e).__module__.split(".")[0] in ("requests", "urllib3")
-        for e in _causes(exc)
+        for e in exception_chain(exc)
     )
 
 
