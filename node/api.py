@@ -14,7 +14,6 @@ be up to `max_upload_bytes`, every other request up to `max_request_bytes`.
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.error_shape import validation_field
 from ledger.errors import ChainError, ContractRevert, TransactionReverted
 from ledger.ids import InvalidInput
 from node.api_entry import (
@@ -116,17 +116,6 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _validation_field(loc: Iterable[Any]) -> str:
-    """`("body", "providers", 0, "node")` -> `providers[0].node`."""
-    parts = list(loc)
-    if parts and parts[0] in ("body", "form", "query", "path", "header", "cookie"):
-        parts = parts[1:]
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out
-
-
 def _scrubbed(exc: InvalidInput, *hidden: Path) -> InvalidInput:
     """`exc` with every mention of the server-side staging paths removed (in place), so
     an import error names the operator's own file, never where the node put it."""
@@ -192,7 +181,7 @@ def create_app(
     def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        field = _validation_field(first.get("loc", ())) or "body"
+        field = validation_field(first.get("loc", ())) or "body"
         message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
         return JSONResponse(error_json("INVALID_INPUT", field, message), 422)
 

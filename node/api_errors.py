@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledger.error_shape import error_json as error_json  # the routes build errors from here
+
 # The stable code of each status when nothing more specific applies.
 STATUS_CODES: Mapping[int, str] = {
     400: "BAD_REQUEST",
@@ -63,10 +65,6 @@ class ErrorBody(BaseModel):
     """The one shape of every error answer."""
 
     error: ErrorDetail
-
-
-def error_json(code: str, field: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "field": field, "message": message, **extra}}
 
 
 _DESCRIPTIONS: Mapping[int, str] = {

@@ -497,7 +497,9 @@ def _parses_as_int(value: str) -> bool:
     """The definition of an integer value; the vectorised checks defer to it."""
     text = value.strip()
     digits = text[1:] if text.startswith("-") else text  # one sign, as int() takes it
-    return digits.isdigit() and len(text) <= 18
+    # isdecimal, not isdigit: superscripts and circled digits ('²', '①') are digits
+    # that int() refuses; the decimal digits (Unicode Nd) are exactly what it reads.
+    return digits.isdecimal() and len(text) <= 18
 
 
 @dataclass

@@ -1,8 +1,13 @@
 """`provnet task show` and `provnet audit verify`: read-only views of a deployment.
 
-`audit verify` prints the report as JSON on stdout and a line per check on stderr,
-exits non-zero when any check fails, and on request writes the signed in-toto/DSSE
-report (`--sign-key`, `--report`) and the task's W3C PROV-JSON (`--prov`).
+`audit verify` runs `auditor.service.verification.TaskVerifier` (the one verification
+the auditor's API also runs). With `--config regulator/node.json` and no
+`--transcripts`, the regulator's node fetches every participant's evidence itself
+(`scripts.audit_fetch_command.RegulatorNode`); a participant it cannot reach is named
+and its evidence checks fail. It prints the report as JSON on stdout and a line per check
+on stderr, exits non-zero when any check fails, and on request writes the signed
+in-toto/DSSE report (`--sign-key`, `--report`: the exact bytes `reportDigest` is over)
+and the task's W3C PROV-JSON (`--prov`).
 
 Both load and check the manifest against the chain before reading anything, so a
 regulator pointing the tool at the wrong network gets a one-line refusal, not a
@@ -17,12 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from auditor.replay import deployment_checks, reader_for, task_history
+from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
+
 from auditor.report import dsse
-from auditor.report.provenance import prov_json
-from auditor.report.statement import statement
-from auditor.verifier import verify_task
-from auditor.verify.check import FAIL, NOT_APPLICABLE, PASS, Check
+from auditor.service.verification import TaskVerifier, Verification, envelope_bytes
+from auditor.verify.check import FAIL, NOT_APPLICABLE, PASS
 from ledger.chain import Chain
 from ledger.clients import Clients
 from ledger.deployment import Deployment
@@ -96,16 +100,21 @@ def load_params(path: Path | None) -> ParamsEnvelope | None:
     return ParamsEnvelope.from_json(raw, "params")
 
 
-def _summary(task_id: bytes, checks: list[Check], verified: bool) -> str:
+def _summary(result: Verification) -> str:
     """One line per check with its verdict, for the person at the terminal."""
+    checks = result.checks
     width = max((len(c.name) for c in checks), default=0)
-    lines = [f"provnet audit verify 0x{task_id.hex()}"]
+    lines = [f"provnet audit verify 0x{result.task_id.hex()}"]
     for c in checks:
         lines.append(f"  {VERDICT[c.status]:<4}  {c.name:<{width}}  {c.detail}")
-    failed = [c.name for c in checks if c.failed]
-    lines.append(
+    for node, problem in sorted(result.evidence_problems.items()):
+        lines.append(f"  evidence of {node} not fetched: {problem}")
+    if result.report_digest is not None:
+        lines.append(f"report digest: {result.report_digest} (key {result.key_id})")
+    failed = result.failed
+    lines.append(  # last, so a script can read the verdict from the final line
         "verified: every check passed or did not apply"
-        if verified
+        if result.verified
         else f"NOT verified: {len(failed)} check(s) failed"
         + (f" ({', '.join(failed)})" if failed else "")
     )
@@ -116,14 +125,49 @@ VERDICT = {PASS: "PASS", FAIL: "FAIL", NOT_APPLICABLE: "n/a"}
 
 
 def _write(path: Path, text: str) -> None:
+    _write_bytes(path, text.encode())
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
     try:
-        path.write_text(text)
+        path.write_bytes(data)
     except OSError as exc:
         raise InvalidInput(str(path), f"cannot write: {exc.strerror}") from None
 
 
+def _verifier(args: argparse.Namespace, signer: CryptoSigner | None) -> TaskVerifier:
+    """The chain, manifest and evidence source the arguments name: ``--config`` (a
+    regulator's node.json) gives chain and manifest and, without ``--transcripts``, the
+    node that fetches every participant's evidence; else ``--chain`` and ``--manifest``."""
+    config: Path | None = getattr(args, "config", None)
+    if config is None:
+        if args.chain is None or args.manifest is None:
+            raise InvalidInput(
+                "chain", "give --config (a regulator's node.json) or both --chain and --manifest"
+            )
+        chain, deployment, _ = _open(args)
+        return TaskVerifier(chain, deployment, None, signer, args.confirmations)
+    from scripts.audit_fetch_command import RegulatorNode  # imports `node`: only when used
+
+    regulator = RegulatorNode(config, getattr(args, "timeout", 30.0), getattr(args, "settle", 30.0))
+    if args.chain is not None and args.chain != regulator.config.chain_url:
+        raise InvalidInput(
+            "chain", f"--chain differs from the config's {regulator.config.chain_url}"
+        )
+    if args.transcripts is None:
+        regulator.require_regulator()
+    return TaskVerifier(
+        regulator.chain,
+        regulator.deployment,
+        regulator if args.transcripts is None else None,
+        signer,
+        args.confirmations,
+    )
+
+
 def audit_verify(args: argparse.Namespace) -> int:
-    transcripts = load_transcripts(args.transcripts)
+    task_id = as_bytes32(args.task, "task")
+    transcripts = load_transcripts(args.transcripts) if args.transcripts is not None else None
     params = load_params(getattr(args, "params", None))
     sign_key: Path | None = getattr(args, "sign_key", None)
     report_path: Path | None = getattr(args, "report", None)
@@ -131,50 +175,26 @@ def audit_verify(args: argparse.Namespace) -> int:
     if (sign_key is None) != (report_path is None):
         raise InvalidInput("report", "--sign-key and --report go together: the report is signed")
     signer = dsse.load_signer(sign_key) if sign_key is not None else None
-    chain, deployment, task_id = _open(args)
-    history = task_history(chain, deployment, task_id, args.confirmations)
-    # Read after the events: none of them is newer than this block (the report's readUpTo).
-    head = max(reader_for(chain, deployment, args.confirmations).safe_head(), 0)
-    # The manifest's claims (artifact digests) were checked in `_open`; these check the
-    # chain itself: the code at its addresses and how the contracts point at each other.
-    bound = deployment_checks(chain, deployment, args.confirmations)
-    checks = verify_task(history, transcripts, params, deployment=bound)
-    verified = not any(c.failed for c in checks) and history.created() is not None
-    outcome = next(
-        (c.evidence["outcome"] for c in checks if "outcome" in c.evidence),
-        {"state": "COMPLETED"}
-        if any(e.name == "TaskCompleted" for e in history.task_events)
-        else None,
-    )
+    verifier = _verifier(args, signer)
+    if transcripts is None and verifier.evidence is None:
+        transcripts = {}
+    result = verifier.verify(task_id, params, transcripts)
     written: dict[str, str] = {}
-    if signer is not None and report_path is not None:
-        head_hash = bytes(chain.w3.eth.get_block(head)["hash"])
-        contracts = {name: c.address for name, c in deployment.contracts.items()}
-        signed = dsse.sign(
-            statement(history, checks, chain.chain_id, contracts, (head, head_hash)), signer
-        )
-        _write(report_path, json.dumps(signed, indent=2) + "\n")
+    if result.envelope is not None and report_path is not None:
+        # The exact bytes the digest is over (RFC 8785), so `sha256sum` matches it.
+        _write_bytes(report_path, envelope_bytes(result.envelope))
         written["report"] = str(report_path)
-        written["reportKeyId"] = signer.public_key.keyid
-    if prov_path is not None and history.created() is not None:
-        _write(prov_path, prov_json(history))
+    if prov_path is not None and result.prov is not None:
+        _write(prov_path, result.prov)
         written["prov"] = str(prov_path)
-    print(
-        json.dumps(
-            {
-                "task": "0x" + task_id.hex(),
-                "chainId": chain.chain_id,
-                "outcome": outcome,
-                "checks": [c.to_json() for c in checks],
-                "verified": verified,
-                **written,
-            },
-            indent=2,
-        )
-    )
-    if history.created() is None:
+    answer = result.to_json()
+    if result.envelope is None:
+        del answer["reportDigest"], answer["reportKeyId"]
+    print(json.dumps({**answer, **written}, indent=2))
+    if not result.found:
         # The report still shows the deployment checks (was the manifest right?), but
         # a task the chain never saw must not read as a quiet list of checks.
+        deployment, chain = verifier.deployment, verifier.chain
         print(
             f"provnet: error: task: no such task on chain: 0x{task_id.hex()} (TaskRegistry "
             f"{deployment.address('TaskRegistry')}, chain {chain.chain_id})",
@@ -182,8 +202,8 @@ def audit_verify(args: argparse.Namespace) -> int:
         )
         return 1
     sys.stdout.flush()  # the JSON first, then the summary, also when both go to one file
-    print(_summary(task_id, checks, verified), file=sys.stderr)
-    return 0 if verified else 1
+    print(_summary(result), file=sys.stderr)
+    return 0 if result.verified else 1
 
 
 def audit_check_report(args: argparse.Namespace) -> int:

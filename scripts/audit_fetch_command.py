@@ -26,13 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_account.signers.local import LocalAccount
+
+from auditor.service.verification import Evidence
 from ledger.chain import Chain
 from ledger.clients import Clients
 from ledger.clients.tasks import TaskState
 from ledger.deployment import Deployment
 from ledger.deployment_binding import require_bound
 from ledger.ids import InvalidInput, as_bytes32, hex32
-from ledger.keys import password_from, read_keystore
+from ledger.keys import keystore_address, password_from, read_keystore
 from ledger.roles import Role
 from ledger.transcript import MESSAGE_KINDS, chain_intact, transcript_root
 from node.channel import ChannelError
@@ -79,70 +82,122 @@ def _check_out_dir(out: Path, participants: list[str]) -> None:
         )
 
 
-def audit_fetch(args: argparse.Namespace) -> int:
-    task_id = as_bytes32(args.task, "task")
-    if args.timeout <= 0 or args.settle < 0:
-        raise InvalidInput("timeout", "--timeout must be > 0 and --settle >= 0")
-    config = NodeConfig.load(args.config)
-    account = read_keystore(config.keystore, password_from(config.password_env, prompt=False))
-    identity = TlsIdentity(config.tls_key.read_bytes(), config.tls_cert.read_bytes())
-    chain = Chain.connect(config.chain_url)
-    deployment = Deployment.load(config.manifest)
-    deployment.check_artifacts()
-    # The participants are read from the manifest's TaskRegistry: it must be the chain's
-    # own, or a forged registry could leave a participant out of the audit.
-    require_bound(chain, deployment)
-    clients = Clients.bind(chain, deployment)
-    state = clients.tasks.state(task_id)
-    if state == TaskState.NONE:
-        raise InvalidInput("task", f"no such task on chain: {hex32(task_id)}")
-    # Checked here once rather than met as one refusal per participant.
-    org_id = clients.consortium.active_node_org(account.address)
-    if org_id == bytes(32):
-        raise InvalidInput(
-            "config",
-            f"{account.address} is not an active node of an active organisation: "
-            "run `provnet node register` for it",
-        )
-    if not clients.consortium.has_role(org_id, int(Role.REGULATOR)):
-        raise InvalidInput(
-            "config",
-            f"the organisation {hex32(org_id)} of node {account.address} lacks the REGULATOR "
-            "role: only a regulator's node may read evidence",
-        )
-    participants = [p.node for p in clients.tasks.participants(task_id)]
-    _check_out_dir(args.out, participants)
-    trust = ChainTrust(clients.consortium)  # not started: `peer` reads the chain on demand
-    consortium_address = deployment.address("Consortium")
+class RegulatorNode:
+    """A regulator's node as an evidence reader: its keystore signs the requests, its
+    registered TLS identity authenticates, and the participants come from the chain.
 
-    def fetch(node: str) -> _Fetched:
+    One fetch serves `provnet audit fetch` (which writes what was served) and the
+    automatic fetch of `provnet audit verify --config` and the auditor service (which
+    hand it to `auditor.service.verification.TaskVerifier` as its `EvidenceSource`).
+    """
+
+    def __init__(
+        self,
+        config_path: Path,
+        timeout: float = 30.0,
+        settle: float = 30.0,
+        *,
+        account: LocalAccount | None = None,
+    ) -> None:
+        """``account``: the node's key when the caller already decrypted it (the demo's
+        own regulator node); it must be the keystore's."""
+        if timeout <= 0 or settle < 0:
+            raise InvalidInput("timeout", "--timeout must be > 0 and --settle >= 0")
+        self.timeout, self.settle = timeout, settle
+        config = NodeConfig.load(config_path)
+        self.config = config
+        if account is None:
+            account = read_keystore(
+                config.keystore, password_from(config.password_env, prompt=False)
+            )
+        elif account.address.lower() != keystore_address(config.keystore).lower():
+            raise InvalidInput("account", f"not the key of {config.keystore}")
+        self.account = account
+        self.identity = TlsIdentity(config.tls_key.read_bytes(), config.tls_cert.read_bytes())
+        self.chain = Chain.connect(config.chain_url)
+        self.deployment = Deployment.load(config.manifest)
+        self.deployment.check_artifacts()
+        # The participants are read from the manifest's TaskRegistry: it must be the
+        # chain's own, or a forged registry could leave a participant out of the audit.
+        require_bound(self.chain, self.deployment)
+        self.clients = Clients.bind(self.chain, self.deployment)
+        self.trust = ChainTrust(self.clients.consortium)  # not started: read on demand
+
+    def require_regulator(self) -> None:
+        """Checked once up front rather than met as one refusal per participant."""
+        consortium = self.clients.consortium
+        org_id = consortium.active_node_org(self.account.address)
+        if org_id == bytes(32):
+            raise InvalidInput(
+                "config",
+                f"{self.account.address} is not an active node of an active organisation: "
+                "run `provnet node register` for it",
+            )
+        if not consortium.has_role(org_id, int(Role.REGULATOR)):
+            raise InvalidInput(
+                "config",
+                f"the organisation {hex32(org_id)} of node {self.account.address} lacks the "
+                "REGULATOR role: only a regulator's node may read evidence",
+            )
+
+    def fetch_one(self, task_id: bytes, node: str) -> _Fetched:
         try:
             bundle = fetch_evidence(
-                trust.peer(node),
-                identity,
-                account,
+                self.trust.peer(node),
+                self.identity,
+                self.account,
                 task_id,
-                chain.chain_id,
-                consortium_address,
-                args.timeout,
+                self.chain.chain_id,
+                self.deployment.address("Consortium"),
+                self.timeout,
             )
         except ChannelError as exc:
             return _Fetched(node, error=f"{exc.reason}: {exc}")
+        except InvalidInput as exc:  # e.g. a malformed endpoint registered on chain
+            return _Fetched(node, error=f"INVALID: {exc}")
         return _Fetched(node, bundle=bundle)
 
-    fetched = {node: fetch(node) for node in participants}
-    if state in ENDED:
-        deadline = time.monotonic() + args.settle
-        while time.monotonic() < deadline:
-            pending = _unsettled(fetched)
-            if not pending:
-                break
-            time.sleep(SETTLE_POLL)
-            for node in pending:
-                again = fetch(node)
-                if again.bundle is not None:  # keep the earlier answer over a transient error
-                    fetched[node] = again
-    else:
+    def fetch_all(
+        self, task_id: bytes, participants: list[str], ended: bool
+    ) -> dict[str, _Fetched]:
+        """Every participant's answer; for an ended task, asked again until settled (see
+        the module docstring) or `settle` seconds pass. Never raises for one node."""
+        fetched = {node: self.fetch_one(task_id, node) for node in participants}
+        if ended:
+            deadline = time.monotonic() + self.settle
+            while time.monotonic() < deadline:
+                pending = _unsettled(fetched)
+                if not pending:
+                    break
+                time.sleep(SETTLE_POLL)
+                for node in pending:
+                    again = self.fetch_one(task_id, node)
+                    if again.bundle is not None:  # keep an earlier answer over an error
+                        fetched[node] = again
+        return fetched
+
+    def __call__(self, task_id: bytes, participants: list[str]) -> Evidence:
+        """The `EvidenceSource` protocol: transcripts as served, and why any is missing."""
+        ended = self.clients.tasks.state(task_id) in ENDED
+        fetched = self.fetch_all(task_id, participants, ended)
+        return Evidence(
+            {n: list(f.bundle.entries) for n, f in fetched.items() if f.bundle is not None},
+            {n: f.error or "no answer" for n, f in fetched.items() if f.bundle is None},
+        )
+
+
+def audit_fetch(args: argparse.Namespace) -> int:
+    task_id = as_bytes32(args.task, "task")
+    regulator = RegulatorNode(args.config, args.timeout, args.settle)
+    config, clients = regulator.config, regulator.clients
+    state = clients.tasks.state(task_id)
+    if state == TaskState.NONE:
+        raise InvalidInput("task", f"no such task on chain: {hex32(task_id)}")
+    regulator.require_regulator()
+    participants = [p.node for p in clients.tasks.participants(task_id)]
+    _check_out_dir(args.out, participants)
+    fetched = regulator.fetch_all(task_id, participants, state in ENDED)
+    if state not in ENDED:
         print(
             f"task {hex32(task_id)} is still {state.name}: its transcripts may still grow; "
             "fetch again once it has ended",

@@ -259,7 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="the regulator's verification of a task")
     audit_sub = audit.add_subparsers(dest="action", required=True)
     verify = audit_sub.add_parser("verify", help="replay the chain and run every check")
-    _chain_args(verify)
+    verify.add_argument("--chain", help="JSON-RPC URL of the node (default: the --config's)")
+    verify.add_argument("--manifest", type=Path, help="deployment manifest (default: --config's)")
+    verify.add_argument("task", help="task id (0x + 64 hex digits)")
+    verify.add_argument(
+        "--config",
+        type=Path,
+        help="the regulator's node.json: without --transcripts, its node fetches every "
+        "participant's evidence itself (mutual TLS, signed requests)",
+    )
+    verify.add_argument("--timeout", type=float, default=30.0, help="fetch: s per participant")
+    verify.add_argument("--settle", type=float, default=30.0, help="fetch: s to await checkpoints")
     verify.add_argument("--transcripts", type=Path, help="directory of <node>.json transcripts")
     verify.add_argument("--confirmations", type=int, default=0, help="blocks behind head")
     verify.add_argument(
@@ -340,6 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
     aindex = auditor_sub.add_parser("index", help="follow the chain into the index database")
     add_index_arguments(aindex)
     aindex.set_defaults(handler=_lazy("auditor.index.command", "auditor_index"))
+    from auditor.auth.command import add_token_arguments
+
+    atoken = auditor_sub.add_parser("token", help="sign in to an auditor; print a bearer token")
+    add_token_arguments(atoken)
+    atoken.set_defaults(handler=_lazy("auditor.auth.command", "auditor_token"))
+    from scripts.auditor_command import add_auditor_verbs  # `auditor init|run`
+
+    add_auditor_verbs(auditor_sub, _lazy)
 
     add_member_verbs(sub)
 

@@ -16,6 +16,7 @@ every node's evidence transcript and the disclosed parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditor.replay import deployment_checks, task_history
-from auditor.verifier import Check, verify_task
+from auditor.service.verification import TaskVerifier
+from auditor.verifier import Check
 from ledger.chain import Chain
 from ledger.clients import Clients
 from ledger.clients.tasks import TaskState
@@ -107,7 +108,8 @@ def write_accounts(path: Path, seed: int, rows: int) -> list[dict[str, int | str
 
 
 def run_demo(as_json: bool = False) -> int:
-    """`provnet demo`: the scenario on a fresh anvil; exit 0 only if it verified and the
+    """`provnet demo`: the scenario on a fresh anvil, ending with the regulator's auditor
+    service verifying the task through its API; exit 0 only if it verified and the
     secure figures equal the plaintext ones."""
     say: Say = (lambda _: None) if as_json else (lambda line: print(line, flush=True))
     # Certificate discovery does a TLS handshake without a client certificate, which gRPC
@@ -116,7 +118,7 @@ def run_demo(as_json: bool = False) -> int:
     with running_anvil() as url:
         chain = Chain.connect(url)
         say(f"chain: anvil at {url}, chain id {chain.chain_id}")
-        report = run_scenario(chain, say).report
+        report = run_scenario(chain, say, auditor=True).report
     if as_json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
@@ -124,9 +126,16 @@ def run_demo(as_json: bool = False) -> int:
     return 0 if report["verified"] else 1
 
 
-def run_scenario(chain: Chain, say: Say, providers: int = len(PROVIDERS)) -> ScenarioResult:
+def run_scenario(
+    chain: Chain, say: Say, providers: int = len(PROVIDERS), *, auditor: bool = False
+) -> ScenarioResult:
     """One consumer, `providers` provider banks and a regulator run one secure-statistics
     task between the banks' nodes; returns the report with the auditor's checks.
+
+    With ``auditor`` the regulator also runs a node (it takes no part in the task) and,
+    at the end, the auditor service (`scripts.demo_auditor`): it indexes the chain and
+    verifies the task through its API, fetching the evidence with the regulator's node;
+    the report then holds ``auditor`` (page address, report digest, verdict).
 
     The chain must be reached by URL (anvil or a real node): the nodes are built by
     `build_node`, which connects to the chain named in their config.
@@ -145,20 +154,59 @@ def run_scenario(chain: Chain, say: Say, providers: int = len(PROVIDERS)) -> Sce
         manifest = base / "manifest.json"
         deployment.save(manifest)
         nodes: dict[str, LocalNode] = {}
+        regulator: LocalNode | None = None
         try:
             for bank in banks:
                 nodes[bank] = _node(chain, base, bank, manifest, admins[bank])
-            start_all(nodes.values())
+            if auditor:
+                regulator = _node(chain, base, REGULATOR, manifest, admins[REGULATOR])
+            start_all([*nodes.values(), *([regulator] if regulator is not None else [])])
             for bank, node in nodes.items():
                 say(
                     f"{bank}: node {node.address} registered and running, peers on "
                     f"{node.node.config.peer_endpoint} (mutual TLS, certificate "
                     f"{short(node.node.server.identity.cert_sha256)})"
                 )
-            return _scenario(chain, deployment, base, admins, nodes, say)
+            result = _scenario(chain, deployment, base, admins, nodes, say)
+            if regulator is not None:
+                result = _audit_service(chain, base, admins, regulator, result, say)
+            return result
         finally:
-            for node in nodes.values():
+            for node in [*nodes.values(), *([regulator] if regulator is not None else [])]:
                 node.stop()
+
+
+def _audit_service(
+    chain: Chain,
+    base: Path,
+    admins: Mapping[str, Clients],
+    regulator: LocalNode,
+    result: ScenarioResult,
+    say: Say,
+) -> ScenarioResult:
+    """The auditor service's verification of the task, added to the report."""
+    from scripts.demo_auditor import audit_through_service
+
+    sender, node_sender = admins[REGULATOR].tasks.sender, regulator.clients.tasks.sender
+    assert sender is not None and node_sender is not None
+    task_id = bytes.fromhex(result.report["task"][2:])
+    disclosed = None if result.params is None else result.params.to_json()
+    service = audit_through_service(
+        chain,
+        base,
+        regulator.config_path,
+        sender.account,
+        node_sender.account,
+        task_id,
+        disclosed,
+        say,
+    )
+    report = {
+        **result.report,
+        "auditor": service,
+        "verified": result.report["verified"] and service["verified"],
+    }
+    return dataclasses.replace(result, report=report)
 
 
 def _deploy(chain: Chain, banks: Sequence[str], say: Say) -> tuple[Deployment, dict[str, Clients]]:
@@ -311,10 +359,9 @@ def audit(
     transcripts: Mapping[str, Sequence[Entry]],
     params: ParamsEnvelope | None,
 ) -> list[Check]:
-    """What `provnet audit verify --transcripts DIR --params FILE` checks."""
-    history = task_history(chain, deployment, task_id)
-    bound = deployment_checks(chain, deployment)
-    return verify_task(history, transcripts, params, deployment=bound)
+    """What `provnet audit verify --transcripts DIR --params FILE` checks (the same
+    `TaskVerifier`, on the transcripts the nodes hold)."""
+    return TaskVerifier(chain, deployment).verify(task_id, params, transcripts).checks
 
 
 def _wait(nodes: Mapping[str, LocalNode], task_id: bytes, say: Say) -> TaskState:

@@ -87,6 +87,7 @@ class LocalNode:
 
     def __init__(self, name: str, config_path: Path) -> None:
         self.name = name
+        self.config_path = config_path  # the node.json (the auditor reads the regulator's)
         self.node: Node = build_node(NodeConfig.load(config_path))
         self._stop = threading.Event()
         self._thread = threading.Thread(

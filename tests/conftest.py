@@ -6,7 +6,7 @@ reverted afterwards, so tests are independent but do not pay for a deployment ea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -92,6 +92,73 @@ def build_consortium(chain: Chain) -> Consortium:
             Clients.bind(chain, deployment, Sender(chain, node)),
         )
     return Consortium(chain, deployment, deployer, orgs)
+
+
+def _shared_fixture_group(item: pytest.Item) -> str | None:
+    """The xdist group of a test that uses a fixture shared beyond one test: the package
+    where a package-scoped fixture is defined (the outermost, if several), else its
+    module for a module- or class-scoped one; None when every fixture it uses is per
+    test or per session (a session fixture is built once per worker whatever the
+    grouping)."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    used = [
+        defs[-1]
+        for name, defs in info.name2fixturedefs.items()
+        if defs and name in item.fixturenames
+    ]
+    packages = [d.baseid for d in used if d.scope == "package"]
+    if packages:
+        return min(packages, key=len) or "."
+    if any(d.scope in ("module", "class") for d in used):
+        return item.nodeid.split("::", 1)[0]
+    return None
+
+
+def _xdist_group_name(item: pytest.Item) -> str | None:
+    """The group xdist's loadgroup derives from an item's ``xdist_group`` marks."""
+    names = {
+        str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+        for mark in item.iter_markers("xdist_group")
+    }
+    return "_".join(sorted(names)) if names else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None, None, None]:
+    """Keep the tests that share a module- or package-scoped fixture on one xdist worker.
+
+    The suite runs with ``--dist loadgroup`` (see ``pyproject.toml``): a test without an
+    ``xdist_group`` mark is scheduled on its own, so tests that share an expensive
+    fixture (a multi-process consortium, an anvil chain, the demo's run) would otherwise
+    be spread over the workers, each building it again. Grouped, they run on one
+    worker in file order, and xdist hands out the largest groups first, so the long
+    end-to-end modules do not end up last on one worker while the other idles. A test
+    marked with an ``xdist_group`` of its own keeps it.
+
+    On an xdist worker, loadgroup works by appending ``@<group>`` to each marked test's
+    node id. pytest-xdist 3.8 writes it to ``item._nodeid``, which pytest 9 no longer
+    reads (the id lives in ``item._id``), so every group would silently fall apart into
+    single tests: the suffix is applied here after xdist's hook, where it is missing.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        group = _shared_fixture_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    result = yield
+    if getattr(config.option, "loadgroup", False):
+        from _pytest.nodeid import NodeId
+
+        for item in items:
+            name = _xdist_group_name(item)
+            if name is not None and not item.nodeid.endswith(f"@{name}"):
+                item._id = NodeId.parse(f"{item.nodeid}@{name}")
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -319,4 +320,53 @@ CHAIN_TABLES: tuple[Table, ...] = (
     task_steps,
     anchor_logs,
     checkpoints,
+)
+
+# --- the auditor's own records (not from the chain: never rolled back) -----------------
+
+#: The regulators' query log (``auditor.querylog``): one row per logged request, in
+#: order. ``leaf`` is the RFC 8785 JSON whose ``leaf_hash`` is the Merkle leaf; the other
+#: columns repeat some of its fields for filtering. Append-only: no row is ever updated.
+query_log = Table(
+    "query_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),  # 0-based leaf index
+    Column("at", BigInteger, nullable=False),
+    Column("address", String(42), nullable=False),
+    Column("org_id", LargeBinary, nullable=False),
+    Column("leaf", Text, nullable=False),
+    Index("ix_query_log_org_at", "org_id", "at"),
+)
+
+#: The query log's checkpoints sent to ``AnchorLog`` by ``auditor.querylog.Checkpointer``.
+query_log_checkpoints = Table(
+    "query_log_checkpoints",
+    metadata,
+    Column("tree_size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root_hash", LargeBinary, nullable=False),
+    Column("log_id", LargeBinary, nullable=False),
+    Column("tx_hash", LargeBinary, nullable=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+#: Task verifications run through the API (``auditor.api.routes.verification``): each
+#: run is kept (the latest is served), with the DSSE envelope's exact served bytes, so a
+#: report digest handed out once can always be matched again. Never rolled back: a
+#: verification records what the chain said up to ``read_up_to_block`` at the time.
+verifications = Table(
+    "verifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("requested_by", String(42), nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("read_up_to_block", BigInteger, nullable=False),
+    Column("read_up_to_hash", LargeBinary, nullable=False),
+    Column("report_digest", Text, nullable=True),
+    Column("result", Text, nullable=False),  # `Verification.to_json()` as JSON
+    Column("envelope", LargeBinary, nullable=True),  # RFC 8785 bytes, as served
+    Column("prov", Text, nullable=True),
+    Index("ix_verifications_task", "task_id", "id"),
 )

@@ -336,8 +336,13 @@ def running_cluster(
     assert algorithms.is_approved(digest)
     cluster = Cluster(chain, deployment, nodes, tmp, provider_names=provider_names(providers))
     try:
+        # Started together, then waited for: each start is mostly interpreter start-up and
+        # imports, which overlap; every node serves before the test sees the cluster. The
+        # first wait covers all of them starting at once on a loaded machine.
         for node in nodes.values():
-            node.start()
+            node.start(wait=False)
+        for node in nodes.values():
+            node.wait_healthy(timeout=60.0 + 30.0 * len(nodes))
         yield cluster
     finally:
         for node in nodes.values():

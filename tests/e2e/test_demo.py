@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -193,3 +194,11 @@ def test_provnet_demo_json() -> None:
     figures = {k: v for k, v in report["secure"].items() if k != "contributors"}
     assert figures == {k: v for k, v in report["plaintext"].items() if k != "contributors"}
     assert "Handshake failed" not in out.stderr  # gRPC core kept quiet, as for node processes
+    # It ends with the auditor service: indexed, verified through its API (the regulator's
+    # node fetched the evidence), the task's page address and the signed report's digest.
+    auditor = report["auditor"]
+    assert auditor["verified"] is True and auditor["failedChecks"] == []
+    assert auditor["evidenceProblems"] == {}
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/tasks/" + report["task"], auditor["page"])
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", auditor["reportDigest"])
+    assert auditor["queryLogCheckpoint"]["treeSize"] >= 1  # the regulator's query, anchored

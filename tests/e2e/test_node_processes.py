@@ -2,6 +2,12 @@
 
 The secure-statistics result fetched from the aggregator's API must equal the plaintext
 computation over the providers' files, and every process must stop cleanly.
+
+One consortium (anvil, the three processes, the providers' datasets and grants) serves
+the module, as in the crash and dropout modules: the tests run in file order on one
+worker (``tests/conftest.py`` groups a module-scoped fixture's tests), each task with its
+own request id, and each test asserts only what its own tasks changed. The suspension of
+bank-b comes after the tasks, and the last test stops every process.
 """
 
 from __future__ import annotations
@@ -23,17 +29,30 @@ from scripts.cli import main
 from tests.e2e.cluster import PARAMS, Cluster, running_cluster
 
 
-@pytest.fixture
-def cluster(anvil_url: str, tmp_path: Path) -> Iterator[Cluster]:
-    with running_cluster(anvil_url, tmp_path) as running:
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    from tests.anvil import running_anvil
+
+    tmp: Path = tmp_path_factory.mktemp("processes")
+    with running_anvil() as url, running_cluster(url, tmp) as running:
+        running.share_datasets()
         yield running
+
+
+def _grant_uses(capsys: pytest.CaptureFixture[str], config: str) -> list[int]:
+    """How often each of a node's grants was used, by `provnet grant list`."""
+    capsys.readouterr()
+    assert main(["grant", "list", "--config", config]) == 0
+    return [g["used"] for g in json.loads(capsys.readouterr().out)]
 
 
 def test_stats_job_over_rest_completes_with_the_plaintext_result(
     cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cluster.share_datasets()
     aggregator = cluster.nodes["bank-a"]
+    config_b = str(cluster.nodes["bank-b"].config_path)
+    uses_before = _grant_uses(capsys, config_b)
+    assert len(uses_before) == 1  # one grant to bank-a
     with aggregator.api() as api:
         bad = api.post("/tasks", json={"requestId": "r", "algorithm": "secure-stats"})
         assert bad.status_code == 422 and bad.json()["error"]["field"] == "params"
@@ -63,24 +82,19 @@ def test_stats_job_over_rest_completes_with_the_plaintext_result(
     assert json.loads(capsys.readouterr().out)["result"] == result
     assert main(["task", "result", "--config", config_a, "0x" + "00" * 32]) == 2
     assert capsys.readouterr().err.startswith("provnet: error: taskId: ")
-    config_b = str(cluster.nodes["bank-b"].config_path)
-    assert main(["grant", "list", "--config", config_b]) == 0
-    grants = json.loads(capsys.readouterr().out)
-    assert [g["used"] for g in grants] == [1]
+    # The job used bank-b's grant exactly once.
+    assert _grant_uses(capsys, config_b) == [uses_before[0] + 1]
     regulator = cluster.nodes["regulator"]
     assert main(["dataset", "register", "--config", str(regulator.config_path),
                  "--name", "accounts", "--file", str(cluster.tmp / "regulator.csv"),
                  "--classification", "2"]) == 0  # fmt: skip
     assert json.loads(capsys.readouterr().out)["version"] == 1  # identical: no new version
-    for node in cluster.nodes.values():
-        assert node.stop() == 0, node.log_path.read_text()[-2000:]
 
 
 def test_a_refused_and_an_accepted_query_both_verify(cluster: Cluster, tmp_path: Path) -> None:
     """The output policy between real processes: a query singling out one customer is
     refused by a provider, on chain, with its reason; the accepted one next to it equals
     the plaintext figures; `provnet audit verify` verifies both and shows the reason."""
-    cluster.share_datasets()
     accepted = cluster.create_task("ok")
     assert cluster.wait_terminal(accepted)["state"] == "COMPLETED", cluster.logs()
     with cluster.nodes["bank-a"].api() as api:
@@ -111,8 +125,6 @@ def test_a_refused_and_an_accepted_query_both_verify(cluster: Cluster, tmp_path:
     assert report["outcome"]["state"] == "FAILED"
     assert report["outcome"]["reason"] == "GROUP_TOO_SMALL"
     assert report["outcome"]["reporter"] in {p["node"] for p in cluster.providers}
-    for node in cluster.nodes.values():
-        assert node.stop() == 0, node.log_path.read_text()[-2000:]
 
 
 def _rpc_status(client: PeerClient, envelope: peer_pb2.Envelope) -> grpc.StatusCode:
@@ -164,3 +176,9 @@ def test_unregistered_certificates_are_refused_and_suspension_cuts_off(
             break
         assert time.monotonic() < deadline, f"bank-b still answered with {status}"
         time.sleep(0.2)
+
+
+def test_every_process_stops_cleanly(cluster: Cluster) -> None:
+    """Last: each node, having served the tasks above, exits 0 on SIGTERM."""
+    for node in cluster.nodes.values():
+        assert node.stop() == 0, node.log_path.read_text()[-2000:]

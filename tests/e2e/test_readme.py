@@ -15,13 +15,16 @@ the README that breaks one fails here instead of silently running something else
 The script runs from the checkout with the ``PROVNET_*`` variables removed from the
 environment (the section sets its own). Then: the task completed, its figures equal the
 plaintext statistics over the CSV rows the section wrote, and `provnet audit verify`
-printed ``"verified": true``. Whatever happens, the section's own stop block is run,
-then anything still alive in the script's process group is terminated.
+printed ``"verified": true`` with every participant's evidence fetched, and the
+auditor service's verification through its API agrees and serves the report it signed.
+Whatever happens, the section's own stop block is run, then anything still alive in the
+script's process group is terminated.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
@@ -164,8 +167,25 @@ def test_the_readme_section_runs_as_written(tmp_path: Path) -> None:
     report, _ = json.JSONDecoder().raw_decode(printed[printed.index("{") :])
     assert report["verified"] is True, json.dumps(report, indent=2)
     assert '"verified": true' in printed
-    fetched = sorted(p.stem.lower() for p in (work / "transcripts").glob("*.json"))
-    assert len(fetched) == len(providers) + 1  # every provider and the creator's node
+    # `audit verify --config` fetched every participant's evidence itself: every provider
+    # and the creator's node anchored a root, and each transcript matched its root.
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["evidence_roots_match"]["status"] == "pass", checks["evidence_roots_match"]
+    roots = checks["evidence_roots_match"]["evidence"]["roots"]
+    assert len(roots) == len(providers) + 1, roots
+    assert report["evidenceProblems"] == {}, report["evidenceProblems"]
+
+    # The auditor service verified the same task through its API, and the signed report
+    # it served is the one whose digest it gave (`audit check-report` already checked
+    # the signature, or the section would have failed).
+    served = json.loads((work / "verification.json").read_text())
+    assert served["verified"] is True and served["task"] == answer["taskId"], served
+    assert served["evidenceProblems"] == {}, served["evidenceProblems"]
+    envelope = (work / "report.json").read_bytes()
+    assert served["reportDigest"] == "sha256:" + hashlib.sha256(envelope).hexdigest()
+    assert {c["name"]: c["status"] for c in served["checks"]} == {
+        name: c["status"] for name, c in checks.items() if name != "params_commitment"
+    } | {"params_commitment": "not-applicable"}
 
 
 def _tail(output: str, work: Path) -> str:

@@ -369,7 +369,7 @@ def test_import_of_arbitrary_bytes_equals_the_row_wise_importer(tail: bytes, sma
     assert_same_as_legacy(b"a,b\n" + tail, small)
 
 
-@pytest.mark.parametrize("value", ["--5", "-", "+-5"])
+@pytest.mark.parametrize("value", ["--5", "-", "+-5", "²", "1²", "①"])
 def test_a_doubled_or_bare_sign_is_text_not_a_number(tmp_path: Path, value: str) -> None:
     """`int()` refuses these, so type inference must too: a column holding one beside
     numbers is mixed (refused, naming the line), never an integer column that crashes."""
