@@ -345,7 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     # `auditor index` (auditor/index/command.py; its heavy imports wait for the run)
     from auditor.index.command import add_index_arguments
 
-    auditor_cmd = sub.add_parser("auditor", help="the auditor service: index the chain")
+    auditor_cmd = sub.add_parser(
+        "auditor", help="the regulator's auditor service: index, API and pages, sign-in"
+    )
     auditor_sub = auditor_cmd.add_subparsers(dest="action", required=True)
     aindex = auditor_sub.add_parser("index", help="follow the chain into the index database")
     add_index_arguments(aindex)
