@@ -96,6 +96,52 @@ def check_invited(
     )
 
 
+def is_requester_style(module: ModuleType | None) -> bool:
+    """Whether the algorithm's first seat brings its own data and learns the result
+    (PSI), rather than aggregating data-less (secure statistics)."""
+    return getattr(module, "PROTOCOL", "aggregate") == "requester"
+
+
+def lead_role(module: ModuleType) -> str:
+    """The role of a task's first seat, the creator's own node, in the node's records."""
+    return "requester" if is_requester_style(module) else "aggregator"
+
+
+def seat_role(module: ModuleType | None, participants: Sequence[Participant], node: str) -> str:
+    """The role ``node`` plays in a task of ``module`` with these seats."""
+    seat = next(p for p in participants if p.node.lower() == node.lower())
+    if is_requester_style(module):
+        return "requester" if participants[0].node.lower() == node.lower() else "responder"
+    return "aggregator" if seat.dataset_id == ZERO else "provider"
+
+
+def check_requester_seats(
+    clients: Clients, creator_org: bytes, participants: Sequence[Participant]
+) -> None:
+    """Refuse a requester-style task (PSI) whose seats do not say who learns what.
+
+    The first seat learns the result, so it must be a node of the task's creator: a
+    creator naming another bank's node there would have that bank's node compute a
+    result nobody asked it for, on data it holds for the creator. Every seat holds a
+    dataset: the requester matches its own, each responder one it granted.
+    """
+    if len(participants) < 2:
+        raise TaskRefused(Reason.PROTOCOL_ERROR, "a requester task needs at least one responder")
+    lead = participants[0]
+    lead_org = clients.consortium.node_org(lead.node)
+    if lead_org != creator_org:
+        raise TaskRefused(
+            Reason.PROTOCOL_ERROR,
+            f"the requesting seat {lead.node} is not a node of the creator organisation "
+            f"0x{creator_org.hex()}",
+        )
+    for p in participants:
+        if p.dataset_id == ZERO:
+            raise TaskRefused(
+                Reason.PROTOCOL_ERROR, f"seat {p.node} holds no dataset; every seat needs one"
+            )
+
+
 def check_task(
     clients: Clients,
     task_id: bytes,
@@ -120,6 +166,8 @@ def check_task(
             Reason.ALGORITHM_DIGEST_MISMATCH,
             f"no local code hashes to 0x{info.algorithm_digest.hex()}",
         )
+    if is_requester_style(module):
+        check_requester_seats(clients, info.creator_org, clients.tasks.participants(task_id))
     if slot.dataset_id == ZERO:
         return
     if getattr(module, "OUTPUT_POLICY", False):

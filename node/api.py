@@ -98,6 +98,16 @@ class ProviderSlot(BaseModel):
         return self
 
 
+class OwnDataset(BaseModel):
+    """This organisation's own dataset, matched by a requester algorithm (psi): its name
+    or id, and optionally a version (default: the latest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1, max_length=128)
+    datasetVersion: int | None = Field(default=None, ge=1, lt=2**32)
+
+
 class TaskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -106,6 +116,7 @@ class TaskRequest(BaseModel):
     params: dict[str, Any]
     providers: list[ProviderSlot] = Field(min_length=1, max_length=15)
     validForSeconds: int = Field(ge=60, le=7 * 86_400)
+    dataset: OwnDataset | None = None
 
 
 def _json_safe(value: Any) -> Any:
@@ -324,6 +335,7 @@ def create_app(
             request.params,
             [p.model_dump(exclude_none=True) for p in request.providers],
             request.validForSeconds,
+            None if request.dataset is None else request.dataset.model_dump(exclude_none=True),
         )
         body, created = outcome.status, outcome.created
         return JSONResponse(body, status_code=201 if created else 200)

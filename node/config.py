@@ -33,6 +33,9 @@ with the defaults below) and `provnet node init` writes them all:
   Set both, e.g. to ``tls/cert.pem`` and ``tls/key.pem`` to reuse the node's own TLS
   identity (its certificate names the peer endpoint's host; clients must trust that
   certificate, e.g. ``curl --cacert tls/cert.pem``), or to an operator-issued pair.
+* ``compute_processes`` (default 0: one per CPU core): worker processes a task's curve
+  work (PSI hashing and blinding) is spread over. The pool is started with the first
+  task that needs it and kept for the node's lifetime; 1 computes in the runner itself.
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class NodeConfig:
     api_max_upload_bytes: int = 512 * MIB
     api_tls_cert: Path | None = None
     api_tls_key: Path | None = None
+    compute_processes: int = 0  # 0: one worker per CPU core
 
     def to_json(self) -> dict[str, Any]:
         raw = asdict(self)

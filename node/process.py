@@ -9,6 +9,7 @@ the peer server, so no task is left half-handled by a process still accepting ca
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from ledger.ids import InvalidInput
 from ledger.keys import password_from, read_keystore
 from ledger.transactions import Sender
 from node.admission import TaskRefused
-from node.algorithms import stats
+from node.algorithms import psi, stats
 from node.algorithms.package import package_of
 from node.api import create_app
 from node.channel import Channel
@@ -45,7 +46,7 @@ from node.state import TaskStateStore
 log = logging.getLogger("provnet.node")
 
 #: The algorithms this build can run; their digests are recomputed from the code.
-ALGORITHMS: tuple[ModuleType, ...] = (stats,)
+ALGORITHMS: tuple[ModuleType, ...] = (stats, psi)
 
 
 @dataclass
@@ -133,6 +134,7 @@ def build_node(config: NodeConfig) -> Node:
         release_transport=server.inbox.close_task,
         account=account,
         accept_tasks_from=config.org_allow_list(),
+        compute_processes=config.compute_processes or os.cpu_count() or 1,
     )
     service = NodeService(
         clients,

@@ -37,7 +37,9 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -54,11 +56,19 @@ from ledger.ids import InvalidInput
 from ledger.rows import schema_digest
 from ledger.task_params import ParamsEnvelope
 from ledger.transcript import evidence_log_id, evidence_log_name
-from node.admission import TaskRefused, check_task, dataset_levels, participant_slot
+from node.admission import (
+    TaskRefused,
+    check_task,
+    dataset_levels,
+    is_requester_style,
+    participant_slot,
+    seat_role,
+)
 from node.algorithms import output_policy
 from node.algorithms.disclosure import Answered, QueryRefused, check_disclosure, selection_json
 from node.algorithms.output_policy import EffectivePolicy
 from node.channel import Channel, ChannelError, ForwardingChannel, RecordingChannel
+from node.crypto.ecdh_psi import new_executor
 from node.crypto.secagg import AddressVerifier, Identity
 from node.dataset_store import DatasetStore
 from node.datasets import ImportedDataset
@@ -92,6 +102,24 @@ class ProtocolFailure(Exception):
     def __init__(self, reason: Reason, detail: str) -> None:
         self.reason = reason
         super().__init__(f"{reason.name}: {detail}")
+
+
+@contextmanager
+def _algorithm_errors() -> Iterator[None]:
+    """An algorithm's own refusal or failure, recorded on chain under the reason it names.
+
+    Algorithm modules raise exceptions carrying ``reason`` (an on-chain reason name, e.g.
+    ``GROUP_TOO_SMALL``) and ``detail``; they know nothing of the chain's enum.
+    """
+    try:
+        yield
+    except ChannelError:
+        raise
+    except Exception as exc:
+        reason = getattr(exc, "reason", None)
+        if isinstance(reason, str) and reason in Reason.__members__:
+            raise ProtocolFailure(Reason[reason], str(getattr(exc, "detail", exc))) from None
+        raise
 
 
 def result_commitment(task_id: bytes, result: Mapping[str, Any], salt: bytes) -> bytes:
@@ -166,6 +194,10 @@ class TaskRunner:
     # Organisations besides this node's own that may give it a seat without a dataset
     # (node config `accept_tasks_from`); see `node.admission.check_invited`.
     accept_tasks_from: frozenset[bytes] = frozenset()
+    # Worker processes for a task's curve work (node config `compute_processes`); 1
+    # computes in the task's own thread.
+    compute_processes: int = 1
+    _pool: Executor | None = field(default=None, init=False)
     _queries: QueryHistory = field(init=False)
     _cursor: int = field(default=-1, init=False)
     _workers: dict[bytes, threading.Thread] = field(default_factory=dict, init=False)
@@ -198,6 +230,7 @@ class TaskRunner:
         # (a daemon thread: the restart path fails its task on chain, so waiting for the
         # peer's timeout would only delay the stop).
         self.join(STOP_GRACE_SECONDS)
+        self.close()
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the workers; with a timeout, for all of them together at most that long."""
@@ -272,7 +305,8 @@ class TaskRunner:
         return participant_slot(self.clients, task_id, self.address)
 
     def _role(self, task_id: bytes) -> str:
-        return "aggregator" if self._slot(task_id).dataset_id == ZERO else "provider"
+        module = self.algorithms.get(self.clients.tasks.info(task_id).algorithm_digest)
+        return seat_role(module, self.clients.tasks.participants(task_id), self.address)
 
     def check(self, task_id: bytes) -> None:
         """Raise TaskRefused unless code, data and grant all match the chain."""
@@ -345,7 +379,16 @@ class TaskRunner:
             StoreTranscript(self.evidence, task_id),
         )
         self._channels[task_id] = channel
-        if slot.dataset_id == ZERO:
+        if is_requester_style(module):
+            if participants[0].node.lower() == self.address.lower():
+                commitment = self._run_requester(
+                    task_id, info.params_digest, module, channel, slot, participants
+                )
+            else:
+                commitment = self._run_responder(
+                    task_id, info.params_digest, module, channel, slot, participants
+                )
+        elif slot.dataset_id == ZERO:
             commitment = self._run_aggregator(
                 task_id, info.params_digest, module, channel, participants
             )
@@ -389,23 +432,11 @@ class TaskRunner:
         channel: Channel,
         participants: list[Participant],
     ) -> bytes:
-        record = self._record(task_id)
-        if not record.params_json:
-            raise ProtocolFailure(
-                Reason.PROTOCOL_ERROR, "aggregator holds no parameters for this task"
-            )
-        try:
-            envelope = ParamsEnvelope.from_json(json.loads(record.params_json))
-        except InvalidInput as exc:
-            raise ProtocolFailure(Reason.PROTOCOL_ERROR, f"stored parameters: {exc}") from None
-        if envelope.digest != expected_digest:
-            raise ProtocolFailure(Reason.PROTOCOL_ERROR, "stored parameters do not match the chain")
-        params = module.StatsParams.from_json(envelope.params)
+        envelope = self._stored_envelope(task_id, expected_digest)
+        params = module.Params.from_json(envelope.params)
         policy = self._policy(participants, params)
         providers = [p.node for p in participants if p.dataset_id != ZERO]
-        encoded = json.dumps(envelope.to_json(), sort_keys=True).encode()
-        for provider in providers:
-            channel.send(provider, STEP_PARAMS, encoded)
+        self._send_params(channel, envelope, providers)
         result = module.run_aggregator(
             channel,
             params,
@@ -415,13 +446,156 @@ class TaskRunner:
             task_id=task_id,
             policy=policy,
         )
+        return self._commit_result(task_id, channel, result.to_json(), providers)
+
+    def _stored_envelope(self, task_id: bytes, expected_digest: bytes) -> ParamsEnvelope:
+        """The parameters this node (the task's creator) committed to on chain."""
+        record = self._record(task_id)
+        if not record.params_json:
+            raise ProtocolFailure(
+                Reason.PROTOCOL_ERROR, "this node holds no parameters for the task"
+            )
+        try:
+            envelope = ParamsEnvelope.from_json(json.loads(record.params_json))
+        except InvalidInput as exc:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, f"stored parameters: {exc}") from None
+        if envelope.digest != expected_digest:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, "stored parameters do not match the chain")
+        return envelope
+
+    @staticmethod
+    def _send_params(channel: Channel, envelope: ParamsEnvelope, peers: list[str]) -> None:
+        encoded = json.dumps(envelope.to_json(), sort_keys=True).encode()
+        for peer in peers:
+            channel.send(peer, STEP_PARAMS, encoded)
+
+    def _received_envelope(
+        self, channel: Channel, lead: str, expected_digest: bytes
+    ) -> ParamsEnvelope:
+        """The parameters the task's lead sent, checked against the on-chain digest."""
+        try:
+            raw = json.loads(channel.receive(lead, STEP_PARAMS, self.protocol_timeout))
+            envelope = ParamsEnvelope.from_json(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, f"parameters: {exc}") from None
+        if envelope.digest != expected_digest:
+            raise ProtocolFailure(
+                Reason.PROTOCOL_ERROR, "parameters do not match the on-chain digest"
+            )
+        return envelope
+
+    def _commit_result(
+        self, task_id: bytes, channel: Channel, result_json: Mapping[str, Any], peers: list[str]
+    ) -> bytes:
+        """Keep the result, and give every peer a hiding commitment to it to submit."""
         salt = secrets.token_bytes(32)
-        result_json = result.to_json()
         commitment = result_commitment(task_id, result_json, salt)
-        self.state.set_result(task_id, json.dumps({"result": result_json, "salt": salt.hex()}))
-        for provider in providers:
-            channel.send(provider, STEP_RESULT, commitment)
+        self.state.set_result(
+            task_id, json.dumps({"result": dict(result_json), "salt": salt.hex()})
+        )
+        for peer in peers:
+            channel.send(peer, STEP_RESULT, commitment)
         return commitment
+
+    def _held_data(self, slot: Participant) -> ImportedDataset:
+        held = self.datasets.load(slot.dataset_id, slot.dataset_version)
+        if held is None:
+            raise ProtocolFailure(Reason.DATASET_MISMATCH, "dataset version no longer held")
+        return held.data
+
+    def _received_commitment(self, channel: Channel, lead: str) -> bytes:
+        commitment = channel.receive(lead, STEP_RESULT, self.protocol_timeout)
+        if len(commitment) != 32:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, "result commitment is not 32 bytes")
+        return commitment
+
+    # requester-style jobs (PSI): seat 0 holds its own data and learns the result ------
+
+    def _run_requester(
+        self,
+        task_id: bytes,
+        expected_digest: bytes,
+        module: ModuleType,
+        channel: Channel,
+        slot: Participant,
+        participants: list[Participant],
+    ) -> bytes:
+        envelope = self._stored_envelope(task_id, expected_digest)
+        params, policy, data = self._requester_job_inputs(envelope, module, slot, participants)
+        responders = [p.node for p in participants[1:]]
+        self._send_params(channel, envelope, responders)
+        with _algorithm_errors():
+            result = module.run_requester(
+                channel,
+                params,
+                data.table,
+                data.columns,
+                responders,
+                timeout=self.protocol_timeout,
+                policy=policy,
+                executor=self._compute_pool(),
+                processes=self.compute_processes,
+            )
+        return self._commit_result(task_id, channel, result.to_json(), responders)
+
+    def _run_responder(
+        self,
+        task_id: bytes,
+        expected_digest: bytes,
+        module: ModuleType,
+        channel: Channel,
+        slot: Participant,
+        participants: list[Participant],
+    ) -> bytes:
+        requester = participants[0].node
+        envelope = self._received_envelope(channel, requester, expected_digest)
+        params, policy, data = self._requester_job_inputs(envelope, module, slot, participants)
+        with _algorithm_errors():
+            module.run_responder(
+                channel,
+                params,
+                data.table,
+                data.columns,
+                requester,
+                [p.node for p in participants[1:]],
+                timeout=self.protocol_timeout,
+                policy=policy,
+                executor=self._compute_pool(),
+                processes=self.compute_processes,
+            )
+        return self._received_commitment(channel, requester)
+
+    def _requester_job_inputs(
+        self,
+        envelope: ParamsEnvelope,
+        module: ModuleType,
+        slot: Participant,
+        participants: list[Participant],
+    ) -> tuple[Any, EffectivePolicy, ImportedDataset]:
+        """The parameters, the output rules (from the responders' datasets: theirs is
+        the data the policy protects) and this seat's own rows."""
+        try:
+            params = module.Params.from_json(envelope.params)
+        except ValueError as exc:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, f"parameters: {exc}") from None
+        return params, self._policy(participants[1:], params), self._held_data(slot)
+
+    def _compute_pool(self) -> Executor | None:
+        """The node's worker pool for curve work, started on first use and then kept
+        (starting workers costs ~0.1 s each); None computes in this thread."""
+        if self.compute_processes <= 1:
+            return None
+        with self._lock:
+            if self._pool is None:
+                self._pool = new_executor(self.compute_processes)
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the worker pool, if one was started."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _run_provider(
         self,
@@ -438,19 +612,11 @@ class TaskRunner:
                 Reason.PROTOCOL_ERROR, f"expected one aggregator, found {len(aggregators)}"
             )
         aggregator = aggregators[0]
-        try:
-            raw = json.loads(channel.receive(aggregator, STEP_PARAMS, self.protocol_timeout))
-            envelope = ParamsEnvelope.from_json(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ProtocolFailure(Reason.PROTOCOL_ERROR, f"parameters: {exc}") from None
-        if envelope.digest != expected_digest:
-            raise ProtocolFailure(
-                Reason.PROTOCOL_ERROR, "parameters do not match the on-chain digest"
-            )
+        envelope = self._received_envelope(channel, aggregator, expected_digest)
         held = self.datasets.load(slot.dataset_id, slot.dataset_version)
         if held is None:
             raise ProtocolFailure(Reason.DATASET_MISMATCH, "dataset version no longer held")
-        params = module.StatsParams.from_json(envelope.params)
+        params = module.Params.from_json(envelope.params)
         if schema_digest(params.columns) != held.data.schema_digest:
             # The parameters describe the data the job expects (names, types, decimal
             # scales, identifier marks); running on a different schema would compute
@@ -473,10 +639,7 @@ class TaskRunner:
             task_id=task_id,
             policy=policy,
         )
-        commitment = channel.receive(aggregator, STEP_RESULT, self.protocol_timeout)
-        if len(commitment) != 32:
-            raise ProtocolFailure(Reason.PROTOCOL_ERROR, "result commitment is not 32 bytes")
-        return commitment
+        return self._received_commitment(channel, aggregator)
 
     def _policy(self, participants: list[Participant], params: Any) -> EffectivePolicy:
         """The output rules of this task, derived from chain facts by every party alike."""

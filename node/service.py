@@ -36,7 +36,7 @@ from ledger.ids import (
     task_id_for,
 )
 from ledger.task_params import ParamsEnvelope
-from node.admission import dataset_levels
+from node.admission import dataset_levels, is_requester_style, lead_role
 from node.algorithms import output_policy
 from node.algorithms.package import package_of
 from node.dataset_store import DatasetStore
@@ -280,9 +280,12 @@ class NodeService:
         params: Mapping[str, Any],
         providers: Sequence[Mapping[str, Any]],
         valid_for_seconds: int,
+        dataset: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """`submit_task`'s status only (for callers that need not tell new from old)."""
-        return self.submit_task(request_id, algorithm, params, providers, valid_for_seconds).status
+        return self.submit_task(
+            request_id, algorithm, params, providers, valid_for_seconds, dataset
+        ).status
 
     def submit_task(
         self,
@@ -291,8 +294,14 @@ class NodeService:
         params: Mapping[str, Any],
         providers: Sequence[Mapping[str, Any]],
         valid_for_seconds: int,
+        dataset: Mapping[str, Any] | None = None,
     ) -> TaskCreation:
-        """Create an aggregator-style task with this node as the aggregator.
+        """Create a task with this node in the first seat.
+
+        For an aggregator-style algorithm (secure statistics) that seat holds no data;
+        for a requester-style one (PSI) it holds ``dataset``, this organisation's own
+        dataset (``{"dataset": name or id[, "datasetVersion": n]}``, latest version by
+        default), and the providers are the responders.
 
         The task id is derived from the organisation and the caller's `requestId`, so a
         retried request finds the task it already created (``created`` False) instead of
@@ -323,9 +332,11 @@ class NodeService:
                 "algorithm", f"unknown algorithm {algorithm!r} (known: {sorted(self.algorithms)})"
             )
         try:
-            parsed = module.StatsParams.from_json(params)
+            parsed = module.Params.from_json(params)
         except ValueError as exc:
             raise _params_error(exc) from None
+        if (dataset is None) == is_requester_style(module):
+            raise _dataset_use_error(module)
         if not isinstance(providers, Sequence) or not 1 <= len(providers) <= 15:
             count = len(providers) if isinstance(providers, Sequence) else providers
             raise InvalidInput("providers", f"expected 1..15 providers, got {count!r}")
@@ -337,7 +348,9 @@ class NodeService:
         digest = package_of(module).digest
         tasks = self.clients.tasks
         if tasks.state(task_id) != TaskState.NONE:
-            return self._existing_task(task_id, request_id, digest, canonical_params, providers)
+            return self._existing_task(
+                task_id, request_id, digest, canonical_params, providers, lead_role(module)
+            )
         envelope = self._envelope(task_id, request_id, canonical_params)
         now = pending_time(tasks.chain.w3)
         check_validity(self.clients, valid_for_seconds)
@@ -349,7 +362,10 @@ class NodeService:
         columns = getattr(parsed, "columns", None)
         if columns is not None:
             check_schema(self.clients, resolved, columns)
-        slots = [Participant(self.clients.account), *(p.slot for p in resolved)]
+        slots = [
+            self._lead_slot(parsed, dataset, len(resolved)),
+            *(p.slot for p in resolved),
+        ]
         self._check_output_policy(module, parsed, slots)
         # Judged by the block the transaction joins: the contract requires
         # deadline > block.timestamp and deadline - block.timestamp <= maxTaskDuration,
@@ -361,9 +377,64 @@ class NodeService:
             if exc.error_name != "TaskAlreadyExists":
                 raise
             # An identical request raced this one and won: answer as its retry.
-            return self._existing_task(task_id, request_id, digest, canonical_params, providers)
-        self._store(task_id, request_id, envelope)
+            return self._existing_task(
+                task_id, request_id, digest, canonical_params, providers, lead_role(module)
+            )
+        self._store(task_id, request_id, envelope, lead_role(module))
         return TaskCreation(self.task_status(task_id), True)
+
+    def _lead_slot(
+        self,
+        parsed: Any,
+        dataset: Mapping[str, Any] | None,
+        responders: int,
+    ) -> Participant:
+        """This node's own seat: with its dataset for a requester-style algorithm
+        (`submit_task` already refused a dataset given to, or missing for, the wrong kind)."""
+        if dataset is None:
+            return Participant(self.clients.account)
+        check = getattr(parsed, "check_responder_count", None)
+        if check is not None:
+            try:
+                check(responders)
+            except ValueError as exc:
+                raise InvalidInput("providers", str(exc)) from None
+        unknown = sorted(set(dataset) - {"dataset", "datasetVersion"})
+        if unknown:
+            raise InvalidInput(
+                "dataset", f"unknown field(s) {unknown}; expected dataset[, datasetVersion]"
+            )
+        dataset_id = registered_dataset_id(
+            self.clients, self.org_id, dataset.get("dataset"), "dataset.dataset"
+        )
+        version = dataset.get("datasetVersion")
+        if version is None:
+            version = self.clients.datasets.latest_version(dataset_id)
+        elif (
+            not isinstance(version, int)
+            or isinstance(version, bool)
+            or not 1 <= version <= self.clients.datasets.latest_version(dataset_id)
+        ):
+            raise InvalidInput(
+                "dataset.datasetVersion",
+                f"expected a registered version (1.."
+                f"{self.clients.datasets.latest_version(dataset_id)}), got {version!r}",
+            )
+        held = self.datasets.columns(dataset_id, version)
+        if held is None:
+            raise InvalidInput(
+                "dataset",
+                f"this node does not hold version {version} of dataset {hex32(dataset_id)}; "
+                "it can only match data it holds",
+            )
+        column = getattr(parsed, "requester_column", None)
+        if column is not None and column not in {c.name for c in held}:
+            raise InvalidInput(
+                "params.requester_column",
+                f"dataset {hex32(dataset_id)} version {version} has no column {column!r} "
+                f"(its columns: {', '.join(c.name for c in held)})",
+            )
+        return Participant(self.clients.account, dataset_id, version)
 
     def params_salt(self, task_id: bytes) -> bytes:
         """The salt of a task's parameter commitment: HMAC-SHA256(node secret, task id).
@@ -404,11 +475,11 @@ class NodeService:
             return stored
         return ParamsEnvelope(dict(canonical_params), self.params_salt(task_id))
 
-    def _store(self, task_id: bytes, request_id: str, envelope: ParamsEnvelope) -> None:
+    def _store(self, task_id: bytes, request_id: str, envelope: ParamsEnvelope, role: str) -> None:
         """Local state of a task on chain: its parameters and request id (idempotent;
         fills in the parameters of a record the runner created from TaskCreated)."""
         assert self.state is not None
-        self.state.ensure(task_id, role="aggregator", params=envelope.to_json())
+        self.state.ensure(task_id, role=role, params=envelope.to_json())
         self._request_ids().record(task_id, request_id)
 
     def _request_ids(self) -> TaskRequests:
@@ -424,6 +495,7 @@ class NodeService:
         digest: bytes,
         canonical_params: Mapping[str, Any],
         providers: Sequence[Mapping[str, Any]],
+        role: str,
     ) -> TaskCreation:
         """A retry: the same task if the request is identical, else a `Conflict`."""
         assert self.state is not None
@@ -442,7 +514,7 @@ class NodeService:
         if difference is not None:
             raise Conflict("requestId", f"{used} providers ({difference}); use another request id")
         # Repairs a crash between "mined" and "stored"; a no-op otherwise.
-        self._store(task_id, request_id, envelope)
+        self._store(task_id, request_id, envelope, role)
         return TaskCreation(self.task_status(task_id), False)
 
     def _provider_difference(
@@ -453,7 +525,12 @@ class NodeService:
         Only what the request names is compared: a default (latest version, newest
         grant, the only node) may have changed since the task was created.
         """
-        seats = [p for p in self.clients.tasks.participants(task_id) if p.dataset_id != bytes(32)]
+        own = self.clients.account.lower()
+        seats = [
+            p
+            for p in self.clients.tasks.participants(task_id)
+            if p.dataset_id != bytes(32) and p.node.lower() != own
+        ]
         if len(seats) != len(providers):
             return f"{len(seats)} on chain, {len(providers)} requested"
         for i, (entry, seat) in enumerate(zip(providers, seats, strict=True)):
@@ -558,6 +635,22 @@ class NodeService:
             # (`provnet audit verify --params FILE`) to have the parameters checked.
             "params": record.params,
         }
+
+
+def _dataset_use_error(module: ModuleType) -> InvalidInput:
+    """A task request that gives its own dataset where the algorithm takes none, or
+    the other way round."""
+    if is_requester_style(module):
+        return InvalidInput(
+            "dataset",
+            f"{module.NAME} matches this organisation's own dataset against the providers' "
+            'ones: name it, e.g. {"dataset": "customers"} (CLI: --dataset customers)',
+        )
+    return InvalidInput(
+        "dataset",
+        f"{module.NAME} runs with this node as a data-less aggregator; omit dataset "
+        "(it is for requester algorithms such as psi)",
+    )
 
 
 def _params_error(exc: ValueError) -> InvalidInput:

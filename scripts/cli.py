@@ -199,7 +199,16 @@ def build_parser() -> argparse.ArgumentParser:
     create = task_sub.add_parser("create", help="create a task through this node's API")
     _config_arg(create)
     create.add_argument("--request-id", required=True, help="idempotency key for retries")
-    create.add_argument("--algorithm", default="secure-stats")
+    create.add_argument(
+        "--algorithm",
+        default="secure-stats",
+        help="secure-stats (this node aggregates) or psi (this node matches --dataset)",
+    )
+    create.add_argument(
+        "--dataset",
+        metavar="NAME[:VERSION]",
+        help="psi only: this organisation's own dataset to match (latest version by default)",
+    )
     create.add_argument("--params", required=True, type=Path, help="JSON file of parameters")
     create.add_argument("--providers", required=True, type=Path, help="JSON file of providers")
     create.add_argument("--valid-for", type=int, default=3600, help="seconds until deadline")

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from auditor.service.verification import TaskVerifier
@@ -40,7 +41,7 @@ from ledger.roles import Role
 from ledger.task_params import ParamsEnvelope
 from ledger.transactions import Sender
 from ledger.transcript import Entry
-from node.algorithms import output_policy, stats
+from node.algorithms import output_policy, psi, stats
 from node.algorithms.package import package_of
 from scripts.anvil import running_anvil
 
@@ -168,12 +169,35 @@ def run_scenario(
                     f"{short(node.node.server.identity.cert_sha256)})"
                 )
             result = _scenario(chain, deployment, base, admins, nodes, say)
+            result = _with_psi(chain, deployment, base, admins, nodes, result, say)
             if regulator is not None:
                 result = _audit_service(chain, base, admins, regulator, result, say)
             return result
         finally:
             for node in [*nodes.values(), *([regulator] if regulator is not None else [])]:
                 node.stop()
+
+
+def _with_psi(
+    chain: Chain,
+    deployment: Deployment,
+    base: Path,
+    admins: Mapping[str, Clients],
+    nodes: Mapping[str, LocalNode],
+    result: ScenarioResult,
+    say: Say,
+) -> ScenarioResult:
+    """The PSI job (`scripts.demo_psi`) between the first two banks, added to the report."""
+    from scripts.demo_psi import run_psi_job
+
+    digest = _approve_algorithm(admins, list(nodes), say, psi)
+    job = run_psi_job(chain, deployment, base, nodes, digest, say, _wait)
+    report = {
+        **result.report,
+        "psi": job,
+        "verified": result.report["verified"] and job["verified"],
+    }
+    return dataclasses.replace(result, report=report)
 
 
 def _audit_service(
@@ -244,11 +268,14 @@ def _node(chain: Chain, base: Path, bank: str, manifest: Path, admin: Clients) -
     return LocalNode(bank, made.config_path)
 
 
-def _approve_algorithm(admins: Mapping[str, Clients], banks: Sequence[str], say: Say) -> bytes:
-    """The consumer's admin proposes `secure-stats`; other members vote until it carries."""
-    package = package_of(stats)
+def _approve_algorithm(
+    admins: Mapping[str, Clients], banks: Sequence[str], say: Say, module: ModuleType = stats
+) -> bytes:
+    """The consumer's admin proposes the algorithm (`secure-stats` unless told); other
+    members vote until it carries."""
+    package = package_of(module)
     algorithms = admins[banks[0]].algorithms
-    algorithms.propose(package.digest, stats.NAME, stats.VERSION, stats.KIND)
+    algorithms.propose(package.digest, module.NAME, module.VERSION, module.KIND)
     voters = [banks[0]]
     for bank in banks[1:]:
         if algorithms.is_approved(package.digest):
@@ -256,9 +283,9 @@ def _approve_algorithm(admins: Mapping[str, Clients], banks: Sequence[str], say:
         admins[bank].algorithms.approve(package.digest)
         voters.append(bank)
     if not algorithms.is_approved(package.digest):
-        raise RuntimeError(f"{stats.NAME} was not approved after every bank voted")
+        raise RuntimeError(f"{module.NAME} was not approved after every bank voted")
     say(
-        f"algorithm {stats.NAME} {stats.VERSION} ({short(package.digest)}) approved "
+        f"algorithm {module.NAME} {module.VERSION} ({short(package.digest)}) approved "
         f"by vote of {', '.join(voters)}"
     )
     return package.digest

@@ -244,6 +244,12 @@ def task_create(args: argparse.Namespace) -> int:
         "providers": read_json(args.providers, "providers"),
         "validForSeconds": args.valid_for,
     }
+    if args.dataset:
+        name, sep, version = args.dataset.rpartition(":")
+        if sep and version.isdigit():
+            body["dataset"] = {"dataset": name, "datasetVersion": int(version)}
+        else:
+            body["dataset"] = {"dataset": args.dataset}
     _print(_request(args.config, "POST", "/tasks", json=body))
     return 0
 

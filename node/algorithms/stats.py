@@ -786,6 +786,10 @@ def _suppress_cells(cells: Sequence[int], k: int, complementary: bool) -> list[b
     return shown
 
 
+#: The parameters' type under the name the runner and the node service look up.
+Params = StatsParams
+
+
 def plaintext_stats(
     params: StatsParams, rows: Rows, policy: EffectivePolicy | None = None
 ) -> StatsResult:

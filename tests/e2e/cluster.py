@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -288,10 +289,14 @@ def write_rows(path: Path, seed: int, count: int) -> list[dict[str, Any]]:
 
 @contextmanager
 def running_cluster(
-    anvil_url: str, tmp: Path, protocol_timeout: float | None = None, providers: int = 2
+    anvil_url: str,
+    tmp: Path,
+    protocol_timeout: float | None = None,
+    providers: int = 2,
+    approve: tuple[ModuleType, ...] = (stats,),
 ) -> Iterator[Cluster]:
     """Deploy, init and register bank-a (the consumer) and ``providers`` provider banks
-    with the CLI, approve the algorithm, start all."""
+    with the CLI, approve the algorithms (by default secure-stats), start all."""
     os.environ["PROVNET_KEY_PASSWORD"] = PASSWORD
     os.environ["PROVNET_ADMIN_PASSWORD"] = PASSWORD
     orgs = orgs_for(providers)
@@ -326,14 +331,15 @@ def running_cluster(
                      "--admin-keystore", str(tmp / f"{name}-admin.json")]) == 0  # fmt: skip
         admin = Clients.bind(chain, deployment, Sender(chain, admins[name]))
         nodes[name] = NodeProcess(name, name_id("org", name), config_path, address, admin, tmp)
-    digest = package_of(stats).digest
     algorithms = nodes["bank-a"].admin.algorithms
-    algorithms.propose(digest, stats.NAME, stats.VERSION, AlgorithmKind.MPC)
-    for voter in [n for n in nodes if n != "bank-a"]:  # more members need more votes
-        if algorithms.is_approved(digest):
-            break
-        nodes[voter].admin.algorithms.approve(digest)
-    assert algorithms.is_approved(digest)
+    for module in approve:
+        digest = package_of(module).digest
+        algorithms.propose(digest, module.NAME, module.VERSION, AlgorithmKind(int(module.KIND)))
+        for voter in [n for n in nodes if n != "bank-a"]:  # more members need more votes
+            if algorithms.is_approved(digest):
+                break
+            nodes[voter].admin.algorithms.approve(digest)
+        assert algorithms.is_approved(digest)
     cluster = Cluster(chain, deployment, nodes, tmp, provider_names=provider_names(providers))
     try:
         # Started together, then waited for: each start is mostly interpreter start-up and

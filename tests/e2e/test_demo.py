@@ -1,7 +1,7 @@
-"""`make demo` runs the real thing: a secure-statistics task between the banks' own nodes
-(built by `node.process.build_node`, over gRPC and mutual TLS) on anvil, whose figures
-equal the plaintext ones over the pooled CSV rows and which the auditor verifies; and a
-forged transcript or disclosed parameter does not verify."""
+"""`make demo` runs the real thing: a secure-statistics task and a PSI job between the
+banks' own nodes (built by `node.process.build_node`, over gRPC and mutual TLS) on
+anvil, whose figures equal the plaintext ones over the pooled CSV rows and which the
+auditor verifies; and a forged transcript or disclosed parameter does not verify."""
 
 from __future__ import annotations
 
@@ -202,3 +202,25 @@ def test_provnet_demo_json() -> None:
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/tasks/" + report["task"], auditor["page"])
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", auditor["reportDigest"])
     assert auditor["queryLogCheckpoint"]["treeSize"] >= 1  # the regulator's query, anchored
+
+
+def test_the_psi_job_equals_python_sets_and_verifies(
+    demo: tuple[Chain, ScenarioResult], tmp_path: Path
+) -> None:
+    """The demo's PSI job: Bank A's count and sum of Bank B's exposures over the shared
+    customers equal Python sets over the same generated files, and the task verifies."""
+    from scripts.demo_psi import plaintext_answer, write_customers
+
+    _, scenario = demo
+    job = scenario.report["psi"]
+    assert job["state"] == "COMPLETED"
+    a_rows, b_rows = write_customers(tmp_path / "a.csv", tmp_path / "b.csv")
+    expected = plaintext_answer(a_rows, b_rows)
+    assert job["secure"]["cardinality"] == expected["cardinality"] > 0
+    assert job["secure"]["sum"] == expected["sum"]
+    assert job["secure"]["suppressed"] is False and job["secure"]["intersection"] is None
+    statuses = {c["name"]: c["status"] for c in job["checks"]}
+    assert [c["name"] for c in job["checks"]] == EXPECTED_CHECKS
+    assert statuses["transcripts_agree_pairwise"] == "pass"
+    assert statuses["params_commitment"] == "pass"
+    assert job["verified"] is True and scenario.report["verified"] is True

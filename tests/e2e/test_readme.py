@@ -31,12 +31,14 @@ import re
 import signal
 import subprocess
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from node.algorithms import output_policy, stats
+from node.algorithms.identifiers import normalise
 from tests.anvil import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,7 +148,7 @@ def test_the_readme_section_runs_as_written(tmp_path: Path) -> None:
     assert answer["state"] == "COMPLETED", answer
     params = json.loads((work / "params.json").read_text())
     types = {c["name"]: c["type"] for c in params["columns"]}
-    rows = [row for path in sorted(work.glob("*.csv")) for row in read_rows(path, types)]
+    rows = [row for path in sorted(work.glob("*-accounts.csv")) for row in read_rows(path, types)]
     assert len(rows) >= 20, "the section's CSV files went missing"
     levels = [int(n) for n in re.findall(r"--classification (\d)", "\n".join(blocks))]
     expected = stats.plaintext_stats(
@@ -162,7 +164,9 @@ def test_the_readme_section_runs_as_written(tmp_path: Path) -> None:
     # The regulator's audit of the fetched transcripts verified.
     outputs = re.split(rf"^{MARKER} (\d+)$", output, flags=re.M)
     by_block = {int(outputs[i]): outputs[i + 1] for i in range(1, len(outputs) - 1, 2)}
-    (verify_index,) = [i for i, b in enumerate(blocks) if "provnet audit verify" in b]
+    (verify_index,) = [
+        i for i, b in enumerate(blocks) if "verify --config regulator/node.json $TASK " in b
+    ]
     printed = by_block[verify_index]
     report, _ = json.JSONDecoder().raw_decode(printed[printed.index("{") :])
     assert report["verified"] is True, json.dumps(report, indent=2)
@@ -186,6 +190,33 @@ def test_the_readme_section_runs_as_written(tmp_path: Path) -> None:
     assert {c["name"]: c["status"] for c in served["checks"]} == {
         name: c["status"] for name, c in checks.items() if name != "params_commitment"
     } | {"params_commitment": "not-applicable"}
+
+    _check_psi(work)
+
+
+def _check_psi(work: Path) -> None:
+    """The PSI job of the section: its count and sum equal Python sets over the
+    normalised phone numbers of the two CSV files, and the regulator's audit passed."""
+    answer = json.loads((work / "psi-result.json").read_text())
+    assert answer["state"] == "COMPLETED", answer
+    params = json.loads((work / "psi-params.json").read_text())
+    kind = params["identifier_kind"]
+
+    def keyed(name: str, column: str) -> list[tuple[str, dict[str, str]]]:
+        with (work / name).open(newline="") as fh:
+            return [(normalise(kind, row[column]), row) for row in csv.DictReader(fh)]
+
+    mine = {key for key, _ in keyed("bank-a-customers.csv", params["requester_column"])}
+    shared = [
+        (k, r) for k, r in keyed("bank-b-customers.csv", params["responder_column"]) if k in mine
+    ]
+    assert answer["result"]["cardinality"] == len({k for k, _ in shared}) >= 5
+    total = sum((Decimal(r[params["value_column"]]) for _, r in shared), Decimal(0))
+    assert Decimal(answer["result"]["sum"]) == total
+    report = json.loads((work / "psi-audit.json").read_text())
+    failed = [c for c in report["checks"] if c["status"] == "fail"]
+    assert report["verified"] is True and not failed, failed
+    assert report["evidenceProblems"] == {}, report["evidenceProblems"]
 
 
 def _tail(output: str, work: Path) -> str:

@@ -214,7 +214,9 @@ def test_algorithm_rows_follow_the_vote(consortium: Consortium) -> None:
     assert resolve_algorithm(bank_a, first, package.name) == package.digest
     consortium.orgs["bank-b"].clients.algorithms.approve(package.digest)
     assert bank_a.algorithms.status(package.digest) == AlgorithmStatus.APPROVED
-    with pytest.raises(InvalidInput, match=r"no algorithm named 'nope' \(known: secure-stats\)"):
+    with pytest.raises(
+        InvalidInput, match=r"no algorithm named 'nope' \(known: psi, secure-stats\)"
+    ):
         resolve_algorithm(bank_a, first, "nope")
 
 
@@ -348,8 +350,10 @@ def test_a_new_consortium_from_the_cli_alone(
     assert json.loads(stdout)["status"] == "APPROVED"
     code, stdout, err = run(capsys, "algorithm", "list", *source)
     assert code == 0, err
-    (row,) = json.loads(stdout)
-    assert row == {
+    rows = {r["name"]: r for r in json.loads(stdout)}
+    assert sorted(rows) == ["psi", "secure-stats"]
+    assert rows["psi"]["status"] == "NONE" and rows["psi"]["runnableHere"] is True
+    assert rows["secure-stats"] == {
         "name": "secure-stats",
         "version": stats.VERSION,
         "digest": hex32(package_of(stats).digest),
@@ -422,7 +426,7 @@ def test_watch_names_the_failure_and_every_refusal(capsys: pytest.CaptureFixture
 def test_dev_up_runs_a_registered_funded_consortium_until_interrupted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`provnet dev up --orgs 2`: anvil, two nodes serving, secure-stats approved; Ctrl-C
+    """`provnet dev up --orgs 2`: anvil, two nodes serving, every algorithm approved; Ctrl-C
     stops every process it started."""
     import signal
     import subprocess
@@ -457,8 +461,9 @@ def test_dev_up_runs_a_registered_funded_consortium_until_interrupted(
         assert [len(o["nodes"]) for o in orgs] == [1, 1]
         assert all(o["nodes"][0]["status"] == "ACTIVE" for o in orgs)
         code, stdout, err = run(capsys, "algorithm", "list", *source)
-        assert [(r["name"], r["status"]) for r in json.loads(stdout)] == [
-            ("secure-stats", "APPROVED")
+        assert sorted((r["name"], r["status"]) for r in json.loads(stdout)) == [
+            ("psi", "APPROVED"),
+            ("secure-stats", "APPROVED"),
         ]
         chain = Chain.connect(summary["chain"])
         for node in summary["nodes"]:
