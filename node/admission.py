@@ -166,6 +166,10 @@ def check_task(
             Reason.ALGORITHM_DIGEST_MISMATCH,
             f"no local code hashes to 0x{info.algorithm_digest.hex()}",
         )
+    unavailable = getattr(module, "unavailable_reason", None)
+    reason = unavailable() if unavailable is not None else None
+    if reason is not None:
+        raise TaskRefused(Reason.PROTOCOL_ERROR, reason)
     if is_requester_style(module):
         check_requester_seats(clients, info.creator_org, clients.tasks.participants(task_id))
     if slot.dataset_id == ZERO:

@@ -28,7 +28,7 @@ from ledger.ids import InvalidInput
 from ledger.keys import password_from, read_keystore
 from ledger.transactions import Sender
 from node.admission import TaskRefused
-from node.algorithms import psi, stats
+from node.algorithms import psi, psi_fast, stats
 from node.algorithms.package import package_of
 from node.api import create_app
 from node.channel import Channel
@@ -37,6 +37,7 @@ from node.dataset_store import DatasetStore
 from node.evidence.store import EvidenceStore
 from node.identity import TlsIdentity
 from node.peer.channel import GrpcChannel
+from node.peer.direct_link import DirectLink
 from node.peer.server import Inbox, InboxAtCapacity, PeerServer
 from node.peer.trust import ChainTrust
 from node.runner import TaskRunner
@@ -46,7 +47,7 @@ from node.state import TaskStateStore
 log = logging.getLogger("provnet.node")
 
 #: The algorithms this build can run; their digests are recomputed from the code.
-ALGORITHMS: tuple[ModuleType, ...] = (stats, psi)
+ALGORITHMS: tuple[ModuleType, ...] = (stats, psi, psi_fast)
 
 
 @dataclass
@@ -135,6 +136,12 @@ def build_node(config: NodeConfig) -> Node:
         account=account,
         accept_tasks_from=config.org_allow_list(),
         compute_processes=config.compute_processes or os.cpu_count() or 1,
+        direct_link=DirectLink(
+            config.tls_cert,
+            config.tls_key,
+            parse_host_port(config.peer_listen, "config.peer_listen")[0],
+            trust.peer,
+        ),
     )
     service = NodeService(
         clients,

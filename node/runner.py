@@ -73,6 +73,7 @@ from node.crypto.secagg import AddressVerifier, Identity
 from node.dataset_store import DatasetStore
 from node.datasets import ImportedDataset
 from node.evidence.store import EvidenceStore
+from node.peer.direct_link import DirectLink
 from node.query_history import QueryHistory
 from node.state import TaskRecord, TaskStateStore
 from node.task_prechecks import pending_time
@@ -197,6 +198,9 @@ class TaskRunner:
     # Worker processes for a task's curve work (node config `compute_processes`); 1
     # computes in the task's own thread.
     compute_processes: int = 1
+    # This node's TLS identity and its peers' pinned certificates, for an engine that
+    # runs its own TLS transport (the fast PSI mode); None where no such engine runs.
+    direct_link: DirectLink | None = None
     _pool: Executor | None = field(default=None, init=False)
     _queries: QueryHistory = field(init=False)
     _cursor: int = field(default=-1, init=False)
@@ -535,6 +539,7 @@ class TaskRunner:
                 policy=policy,
                 executor=self._compute_pool(),
                 processes=self.compute_processes,
+                **self._engine_links(module),
             )
         return self._commit_result(task_id, channel, result.to_json(), responders)
 
@@ -562,6 +567,7 @@ class TaskRunner:
                 policy=policy,
                 executor=self._compute_pool(),
                 processes=self.compute_processes,
+                **self._engine_links(module),
             )
         return self._received_commitment(channel, requester)
 
@@ -579,6 +585,16 @@ class TaskRunner:
         except ValueError as exc:
             raise ProtocolFailure(Reason.PROTOCOL_ERROR, f"parameters: {exc}") from None
         return params, self._policy(participants[1:], params), self._held_data(slot)
+
+    def _engine_links(self, module: ModuleType) -> dict[str, Any]:
+        """``link`` for an engine that opens its own TLS connections (fast PSI)."""
+        if not getattr(module, "USES_DIRECT_LINK", False):
+            return {}
+        if self.direct_link is None:
+            raise ProtocolFailure(
+                Reason.PROTOCOL_ERROR, f"{module.NAME} needs a direct link; this runner has none"
+            )
+        return {"link": self.direct_link}
 
     def _compute_pool(self) -> Executor | None:
         """The node's worker pool for curve work, started on first use and then kept

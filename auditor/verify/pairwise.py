@@ -6,12 +6,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from auditor.verify.check import Check, guarded
+from auditor.verify.check import Check, guarded, maybe_bytes
 from auditor.verify.evidence import malformed_entry
 from auditor.verify.history import TaskHistory, hex_
 from ledger.transcript import Entry
 
 NAME = "transcripts_agree_pairwise"
+
+#: Approved algorithms whose computation runs over a transport of its own, so the nodes'
+#: transcripts hold only the messages around it (parameters, link set-up, result
+#: commitment): for them the message-level check is not applicable, and says why. The
+#: messages that are recorded must still agree: a disagreement fails as for any task.
+OWN_TRANSPORT = {
+    "psi-rr22": "runs SecretFlow spu's RR22 inside spu's own TLS link between the two "
+    "nodes (their chain-registered certificates), whose messages provnet cannot record",
+}
 
 Message = tuple[str, str, str, bytes]  # (sender, receiver, step, message digest)
 
@@ -156,4 +165,27 @@ def check_transcripts_agree(h: TaskHistory, transcripts: Mapping[str, Sequence[E
             "no transcripts given and no participant submitted a result: nothing to compare",
             evidence,
         )
+    algorithm = _algorithm_name(h)
+    if algorithm in OWN_TRANSPORT:
+        return Check.not_applicable(
+            name,
+            f"{algorithm} {OWN_TRANSPORT[algorithm]}; the messages around it agree: {detail}",
+            {**evidence, "ownTransport": algorithm},
+        )
     return Check(name, True, detail, evidence)
+
+
+def _algorithm_name(h: TaskHistory) -> str | None:
+    """The name the task's algorithm digest was proposed under, from the chain."""
+    created = h.created()
+    if created is None:
+        return None
+    digest = maybe_bytes(created.args.get("algorithmDigest"))
+    for e in h.all_events:
+        if (
+            e.contract == "AlgorithmRegistry"
+            and e.name == "AlgorithmProposed"
+            and maybe_bytes(e.args.get("digest")) == digest
+        ):
+            return str(e.args["name"])
+    return None

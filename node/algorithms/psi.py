@@ -518,8 +518,33 @@ def _distinct_items(params: PsiParams, values: pa.Array) -> list[bytes]:
     return [tag + str(v).encode() for v in unique]
 
 
-def _identifier_of(params: PsiParams, item: bytes) -> str:
+def identifier_of(params: PsiParams, item: bytes) -> str:
+    """The normalised identifier an item (``tag || normalised``) stands for."""
     return item[len(identifiers.identifier_tag(params.identifier_kind)) :].decode()
+
+
+def identifier_items(
+    params: PsiParams, table: pa.Table, columns: Sequence[Column], name: str, role: str
+) -> tuple[list[bytes], int]:
+    """One party's distinct items from its identifier column, and how many rows were
+    refused by normalisation: what every PSI engine matches, so all match alike."""
+    _find_column(table, columns, name, role, ["string"])
+    values, invalid = _normalised(params, table, name)
+    return _distinct_items(params, values), invalid
+
+
+def intersection_result(
+    params: PsiParams,
+    policy: EffectivePolicy,
+    requester_items: int,
+    invalid_rows: int,
+    responder_items: Sequence[int],
+    matched: Sequence[str],
+) -> PsiResult:
+    """An ``intersection`` result found by another engine, under this module's rules."""
+    return _result(
+        params, policy, requester_items, invalid_rows, responder_items, matched, len(matched)
+    )
 
 
 def _value_sums(
@@ -1064,7 +1089,7 @@ def _dh_requester(
         count = peer.count_distinct(answer)
         return _result(params, policy, len(items), invalid, [head.items], None, count)
     hits = peer.contains(_records(answer, _DIGEST), "psi/answer")
-    matched = [_identifier_of(params, x) for x, hit in zip(items, hits, strict=True) if hit]
+    matched = [identifier_of(params, x) for x, hit in zip(items, hits, strict=True) if hit]
     return _result(params, policy, len(items), invalid, [head.items], matched, len(matched))
 
 
@@ -1203,7 +1228,7 @@ def _payload_requester(
         except InvalidTag:
             raise _protocol("psi/payload", f"record {position} does not decrypt") from None
         matches.append(
-            PayloadMatch(_identifier_of(params, item), _parse_rows(params, plaintext, position))
+            PayloadMatch(identifier_of(params, item), _parse_rows(params, plaintext, position))
         )
     identifiers_ = [m.identifier for m in matches]
     return _result(

@@ -19,7 +19,7 @@ from ledger.clients.datasets import DatasetVersion
 from ledger.clients.tasks import Participant, Reason, TaskState
 from ledger.ids import InvalidInput, dataset_id_for, hex32, name_id, task_id_for
 from ledger.task_params import ParamsEnvelope
-from node.algorithms import psi, stats
+from node.algorithms import psi, psi_fast, stats
 from node.algorithms.identifiers import normalise
 from node.algorithms.package import package_of
 from node.dataset_store import DatasetStore
@@ -87,7 +87,7 @@ def _add(
         datasets=datasets,
         state=state,
         evidence=evidence,
-        algorithms={package_of(m).digest: m for m in (stats, psi)},
+        algorithms={package_of(m).digest: m for m in (stats, psi, psi_fast)},
         open_channel=net.mesh.opener(org.node.address),
         first_block=consortium.deployment.first_block,
         protocol_timeout=20.0,
@@ -101,7 +101,7 @@ def _add(
             datasets,
             consortium.deployment.first_block,
             state,
-            {m.NAME: m for m in (stats, psi)},
+            {m.NAME: m for m in (stats, psi, psi_fast)},
         )
     return slot
 
@@ -109,7 +109,11 @@ def _add(
 @pytest.fixture
 def net(consortium: Consortium, tmp_path: Path) -> tuple[Network, dict[str, dict[str, Any]]]:
     orgs = consortium.orgs
-    for module, kind in ((psi, AlgorithmKind.PSI), (stats, AlgorithmKind.MPC)):
+    for module, kind in (
+        (psi, AlgorithmKind.PSI),
+        (psi_fast, AlgorithmKind.PSI),
+        (stats, AlgorithmKind.MPC),
+    ):
         digest = package_of(module).digest
         orgs["bank-a"].clients.algorithms.propose(digest, module.NAME, module.VERSION, kind)
         orgs["bank-b"].clients.algorithms.approve(digest)
@@ -122,10 +126,14 @@ def net(consortium: Consortium, tmp_path: Path) -> tuple[Network, dict[str, dict
 
 
 def _create(
-    net: Network, slots: dict[str, dict[str, Any]], request: str, params: dict[str, Any]
+    net: Network,
+    slots: dict[str, dict[str, Any]],
+    request: str,
+    params: dict[str, Any],
+    algorithm: str = psi.NAME,
 ) -> bytes:
     created = net.creator.create_task(
-        request, psi.NAME, params, [slots["bank-b"]], 3600, dataset={"dataset": "customers"}
+        request, algorithm, params, [slots["bank-b"]], 3600, dataset={"dataset": "customers"}
     )
     return bytes.fromhex(created["taskId"][2:])
 
@@ -217,3 +225,29 @@ def test_creation_refuses_what_the_seats_would_refuse(
                             dataset={"dataset": "no-such-list"})  # fmt: skip
     assert unknown.value.field == "dataset.dataset"
     assert service.clients.tasks.chain.w3.eth.block_number == before  # nothing on chain
+
+
+def test_a_node_without_the_fast_engine_refuses_at_acceptance(
+    net: tuple[Network, dict[str, dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psi-rr22 where the engine's venv is missing: refused on chain before anything
+    runs, naming what to install, rather than failing half-way through the protocol."""
+    from node.fastpsi import driver
+
+    monkeypatch.setenv(driver.PYTHON_ENV, "/nonexistent/python")
+    network, slots = net
+    task_id = _create(network, slots, "rr22-1", _params(), algorithm=psi_fast.NAME)
+    assert network.drive(task_id) == TaskState.FAILED
+    reason, _ = network.failure(task_id)
+    assert reason == Reason.PROTOCOL_ERROR
+    refused = [n.state.get(task_id) for n in network.nodes.values()]
+    assert any(r is not None and r.error and "make fast-psi" in r.error.detail for r in refused)
+
+
+def test_fast_mode_parameters_name_what_it_cannot_compute(
+    net: tuple[Network, dict[str, dict[str, Any]]],
+) -> None:
+    network, slots = net
+    with pytest.raises(InvalidInput) as mode:
+        _create(network, slots, "rr22-2", _params("cardinality"), algorithm=psi_fast.NAME)
+    assert mode.value.field == "params.mode" and "intersection only" in str(mode.value)
