@@ -13,8 +13,10 @@ host, and the two announce them over the recorded peer mesh (step ``psi-rr22/lin
 with their set sizes); each sidecar then presents its node's own TLS certificate and
 pins the peer's, as the chain binds it (``node.peer.direct_link``). The requester is
 spu's receiver (rank 0); the responder sends and learns nothing but the requester's
-set size. What spu feeds RR22 are 16-byte SHA-256 digests of ``tag || normalised``,
-domain-separated: the requester maps matched digests back to its own identifiers.
+set size. spu is given the normalised identifiers themselves (both sides normalise the
+same ``identifier_kind``, so no tag is needed to keep kinds apart, and RR22 hashes its
+inputs itself); they only ever reach the node's own sidecar, through a private
+temporary directory, and spu's output at the requester is the matched identifiers.
 
 What the evidence holds: the parameters, both link messages and the result commitment,
 as for every task, but not RR22's own messages, which travel inside spu's TLS link where
@@ -38,6 +40,7 @@ import pyarrow as pa
 from ledger.clients.algorithms import AlgorithmKind
 from ledger.rows import Column
 from node.algorithms import psi
+from node.algorithms.identifiers import identifier_tag
 from node.algorithms.output_policy import EffectivePolicy
 from node.algorithms.psi import InvalidParams, PsiError, PsiParams, PsiResult
 from node.channel import Channel
@@ -61,8 +64,6 @@ EXTRA_SOURCES: tuple[str, ...] = (
 )
 
 LINK_STEP: Final = "psi-rr22/link"
-DIGEST_BYTES: Final = 16
-DIGEST_DST: Final = b"provnet-psi-rr22-item-v1"
 PARAMETER_SCHEMA: dict[str, Any] = {
     **psi.PARAMETER_SCHEMA,
     "title": "psi-rr22 parameters",
@@ -105,11 +106,6 @@ def unavailable_reason() -> str | None:
     return f"the fast PSI engine is not installed here: run `make fast-psi` ({driver.PYTHON_ENV})"
 
 
-def item_digest(item: bytes) -> bytes:
-    """What RR22 matches: 128 bits of SHA-256 over a domain tag and the item."""
-    return hashlib.sha256(DIGEST_DST + item).digest()[:DIGEST_BYTES]
-
-
 def run_requester(
     channel: Channel,
     params: FastPsiParams,
@@ -129,9 +125,8 @@ def run_requester(
     items, invalid = psi.identifier_items(
         params, table, columns, params.requester_column, "requester"
     )
-    digests = {item_digest(item): item for item in items}
-    outcome = _run(channel, "receiver", responders[0], list(digests), timeout, link)
-    matched = sorted(psi.identifier_of(params, digests[d]) for d in outcome.intersection or ())
+    outcome = _run(channel, "receiver", responders[0], _untagged(params, items), timeout, link)
+    matched = sorted(value.decode() for value in outcome.intersection or ())
     return psi.intersection_result(
         params, policy, len(items), invalid, [outcome.peer_count], matched
     )
@@ -155,7 +150,13 @@ def run_responder(
     del policy, executor, processes
     _check_count(params, len(responders))
     items, _ = psi.identifier_items(params, table, columns, params.responder_column, "responder")
-    _run(channel, "sender", requester, [item_digest(item) for item in items], timeout, link)
+    _run(channel, "sender", requester, _untagged(params, items), timeout, link)
+
+
+def _untagged(params: FastPsiParams, items: list[bytes]) -> list[bytes]:
+    """The normalised identifiers: the kind's tag is common to both sides."""
+    cut = len(identifier_tag(params.identifier_kind))
+    return [item[cut:] for item in items]
 
 
 def _check_count(params: FastPsiParams, k: int) -> None:
@@ -169,13 +170,13 @@ def _run(
     channel: Channel,
     role: driver.Role,
     peer: str,
-    digests: list[bytes],
+    values: list[bytes],
     timeout: float,
     link: DirectLink,
 ) -> driver.FastPsiOutcome:
     """Announce this side's port and set size, learn the peer's, run the sidecar."""
     port = link.free_port()
-    mine = json.dumps({"port": port, "items": len(digests)}, sort_keys=True).encode()
+    mine = json.dumps({"port": port, "items": len(values)}, sort_keys=True).encode()
     channel.send(peer, LINK_STEP, mine)
     theirs = channel.receive(peer, LINK_STEP, timeout)
     try:
@@ -192,7 +193,7 @@ def _run(
     try:
         return driver.run_fast_psi(
             role,
-            digests,
+            values,
             f"{link.bind_host}:{port}",
             f"{address.host}:{peer_port}",
             link.tls_cert,
