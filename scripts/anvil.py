@@ -7,6 +7,7 @@ beyond `make setup` (which puts the binary in node_modules).
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
@@ -21,8 +22,30 @@ ANVIL_CHAIN_ID = 31337
 START_TIMEOUT = 30.0
 
 
+#: Where `free_port` looks: below the kernel's ephemeral range (32768-60999 by default),
+#: so no outgoing connection and no bind to port 0 can take a port between the moment
+#: it is chosen and the moment its server binds it (a node's peer port is written to its
+#: config and registered on chain first). Random, so two callers rarely pick the same.
+FREE_PORT_RANGE = (20_000, 32_000)
+
+
 def free_port() -> int:
-    """A port nothing listens on right now (the kernel's choice for an ephemeral bind)."""
+    """A port nothing listens on right now, chosen where nothing else picks ports.
+
+    The kernel's own choice for a bind to port 0 lies in the ephemeral range, which
+    every outgoing TCP connection and every other bind-to-0 on the machine draw from:
+    such a port can be taken again before its server starts (seen with many parallel
+    test processes). Falls back to the kernel's choice if the range is exhausted.
+    """
+    chooser = random.SystemRandom()
+    for _ in range(100):
+        port = chooser.randrange(*FREE_PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
