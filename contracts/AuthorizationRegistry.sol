@@ -11,9 +11,10 @@ import {IDatasetRegistry} from "./IDatasetRegistry.sol";
  * @title AuthorizationRegistry
  * @notice Grants by which a dataset's owner lets another organisation use the dataset:
  * for one algorithm (or any approved one), a purpose, until a time, a number of times.
- * A use is consumed only by the `TaskRegistry` when a task naming the grant is accepted,
- * which makes data use controllable and metered; revocation is immediate and also stops
- * running tasks at their next on-chain step.
+ * A use is consumed by the `TaskRegistry` when a task naming the grant is accepted, or
+ * settled in bulk by the dataset's owner for a metered service that runs outside tasks
+ * (anonymous lookups, {settleUses}), which makes data use controllable and metered;
+ * revocation is immediate and also stops running tasks at their next on-chain step.
  * @dev `Ownable` serves only the one-time {bindTaskRegistry}, which renounces ownership.
  * The grantor organisation is always the dataset's owner (which never changes), so it
  * is not stored; purpose is in the {GrantCreated} event only.
@@ -41,6 +42,7 @@ contract AuthorizationRegistry is IAuthorizationRegistry, Ownable {
 
     uint256 private _nonce;
     mapping(bytes32 grantId => Grant) private _grants;
+    mapping(bytes32 settlement => bool) private _settled;
 
     /**
      * @notice The TaskRegistry was bound (ownership is renounced in the same transaction).
@@ -84,6 +86,17 @@ contract AuthorizationRegistry is IAuthorizationRegistry, Ownable {
      * @param maxUses Uses allowed.
      */
     event GrantUsed(bytes32 indexed grantId, uint32 used, uint32 maxUses);
+
+    /**
+     * @notice Uses consumed outside tasks were settled by the dataset's owner (emitted
+     * after the {GrantUsed} of the same call).
+     * @param grantId The grant.
+     * @param uses Uses settled by this call.
+     * @param settlement Digest of the owner's off-chain settlement record (period, counts,
+     * query-log checkpoint); each settles once.
+     * @param byOrg The settling (dataset owner) organisation.
+     */
+    event UsesSettled(bytes32 indexed grantId, uint32 uses, bytes32 indexed settlement, bytes32 byOrg);
 
     /// @notice The TaskRegistry is already bound.
     error TaskRegistryAlreadyBound();
@@ -149,6 +162,13 @@ contract AuthorizationRegistry is IAuthorizationRegistry, Ownable {
     /// @param grantId The grant.
     /// @param datasetId The dataset it was used for.
     error WrongDataset(bytes32 grantId, bytes32 datasetId);
+
+    /// @notice A settlement must settle at least one use.
+    error InvalidUses();
+
+    /// @notice The settlement digest is zero or already settled.
+    /// @param settlement The settlement digest.
+    error SettlementAlreadyRecorded(bytes32 settlement);
 
     /// @notice The grant does not allow this algorithm.
     /// @param grantId The grant.
@@ -257,6 +277,42 @@ contract AuthorizationRegistry is IAuthorizationRegistry, Ownable {
         }
         g.used = used;
         emit GrantUsed(grantId, used, maxUses);
+    }
+
+    /**
+     * @notice Settles `uses` uses of a grant consumed by a metered service outside tasks,
+     * such as anonymous lookups, whose relay counts queries and settles them per quota
+     * block or period so that no chain write follows a single query.
+     * @dev Caller: admin or active node of the dataset's owner. Revocation and expiry are
+     * not checked: they stop new use, which the service enforces when it serves a query
+     * (through {isUsable}); uses consumed before them must still be settleable. A
+     * settlement digest settles at most once, so a retried settlement cannot charge twice.
+     * @param grantId The grant.
+     * @param uses Uses to add; non-zero, and the total may not exceed `maxUses`.
+     * @param settlement Digest of the off-chain settlement record; non-zero, unused.
+     */
+    function settleUses(bytes32 grantId, uint32 uses, bytes32 settlement) external {
+        Grant storage g = _grants[grantId];
+        bytes32 datasetId = g.datasetId;
+        if (datasetId == bytes32(0)) revert UnknownGrant(grantId);
+        bytes32 byOrg = _requireDatasetOwner(datasetId);
+        if (uses == 0) revert InvalidUses();
+        if (settlement == bytes32(0) || _settled[settlement]) revert SettlementAlreadyRecorded(settlement);
+        uint256 used = uint256(g.used) + uses;
+        if (used > g.maxUses) revert GrantExhausted(grantId);
+        g.used = uint32(used);
+        _settled[settlement] = true;
+        emit GrantUsed(grantId, uint32(used), g.maxUses);
+        emit UsesSettled(grantId, uses, settlement, byOrg);
+    }
+
+    /**
+     * @notice Whether a settlement digest was already settled (retry check).
+     * @param settlement The settlement digest.
+     * @return True once {settleUses} recorded it.
+     */
+    function isSettled(bytes32 settlement) external view returns (bool) {
+        return _settled[settlement];
     }
 
     /// @inheritdoc IAuthorizationRegistry

@@ -166,7 +166,7 @@ def import_csv(
     except FileNotFoundError:
         raise InvalidInput("dataset file", f"{path} does not exist") from None
     with hashing_pool() if big else nullcontext() as pool:  # workers start while we read
-        header, batches = _read_csv(path)
+        header, batches = read_csv(path)
         marked = _identifier_names(header, identifier_columns)
         if not any(b.num_rows for b in batches):
             raise InvalidInput(
@@ -335,7 +335,7 @@ class _Batch:
         return int(self.lines[row]) if self.lines is not None else self.first_line + row
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[_Batch]]:
+def read_csv(path: Path) -> tuple[list[str], list[_Batch]]:
     """The header and all rows as string batches; InvalidInput naming the line if the
     file is not what ``csv.reader(strict=True)`` accepts with one field per column.
 

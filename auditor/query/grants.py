@@ -59,7 +59,13 @@ def list_grants(
     orgs = latest_rows(schema.organisations, "org_id")
     grantee = orgs.alias("grantee")
     grantor = orgs.alias("grantor")
-    uses = select(func.count()).where(u.c.grant_id == g.c.grant_id).scalar_subquery()
+    # GrantUsed carries the cumulative count (a settlement of a metered service adds
+    # several uses in one event), so uses are the latest count, not the number of events.
+    uses = (
+        select(func.coalesce(func.max(u.c.used), 0))
+        .where(u.c.grant_id == g.c.grant_id)
+        .scalar_subquery()
+    )
     revoked_at = (
         select(func.min(s.c.block_time))
         .where(s.c.entity == "grant", s.c.entity_id == g.c.grant_id, s.c.status == "revoked")
@@ -103,7 +109,7 @@ def list_grants(
             .exists()
         )
         used_before = (
-            select(func.count())
+            select(func.coalesce(func.max(u.c.used), 0))
             .where(u.c.grant_id == g.c.grant_id, u.c.block_time < active_at)
             .scalar_subquery()
         )

@@ -71,9 +71,21 @@ def usage(
         since,
         until,
     )
+    # Every GrantUsed carries the grant's cumulative count: one use for a task's
+    # acceptance, a quota block or period's worth for a settlement of a metered service
+    # (AuthorizationRegistry.settleUses). A use is counted as the step from the grant's
+    # previous event, so a settlement counts as the uses it settled.
+    previous = (
+        func.lag(u.c.used, 1, 0)
+        .over(partition_by=u.c.grant_id, order_by=(u.c.block_number, u.c.log_index))
+        .label("previous")
+    )
+    steps = select(u.c.grant_id, u.c.used, u.c.block_time, previous).subquery("steps")
     used = _in_range(
-        select(g.c.grantor_org, u.c.block_time).join(g, g.c.grant_id == u.c.grant_id),
-        u.c.block_time,
+        select(g.c.grantor_org, steps.c.block_time, steps.c.used - steps.c.previous).join(
+            g, g.c.grant_id == steps.c.grant_id
+        ),
+        steps.c.block_time,
         since,
         until,
     )
@@ -87,7 +99,8 @@ def usage(
 
     def tally(rows: Iterable[Any], key: str) -> None:
         for row in rows:
-            counts[(period_start(period, int(row[1])), bytes(row[0]))][key] += 1
+            weight = int(row[2]) if key == "grantUses" else 1
+            counts[(period_start(period, int(row[1])), bytes(row[0]))][key] += weight
 
     tally(conn.execute(created), "tasksCreated")
     tally(conn.execute(joined), "tasksJoined")

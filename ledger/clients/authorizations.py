@@ -68,6 +68,23 @@ class AuthorizationRegistryClient(ContractClient):
             as_bytes32(algorithm_digest, "algorithm_digest"),
         )
 
+    def settle_uses(self, grant_id: bytes, uses: int, settlement: bytes) -> TxReceipt:
+        """Settle ``uses`` uses consumed outside tasks (a metered service's quota blocks or
+        period), as the dataset's owner; ``settlement`` digests the off-chain record and
+        settles once (a retry reverts ``SettlementAlreadyRecorded``: check
+        :meth:`is_settled` first)."""
+        if uses <= 0 or uses >= 2**32:
+            raise InvalidInput("uses", f"must be 1..{2**32 - 1}, got {uses}")
+        return self._transact(
+            "settleUses",
+            as_bytes32(grant_id, "grant_id"),
+            uses,
+            as_bytes32(settlement, "settlement"),
+        )
+
+    def is_settled(self, settlement: bytes) -> bool:
+        return bool(self._call("isSettled", as_bytes32(settlement, "settlement")))
+
     def task_registry(self) -> str:
         """The bound TaskRegistry, the zero address until bound."""
         return str(self._call("taskRegistry"))

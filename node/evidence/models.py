@@ -194,6 +194,14 @@ def _reject(mapper: Any, connection: Any, target: Any) -> None:
     raise AppendOnlyError(f"{type(target).__tablename__} is append-only")
 
 
-for _cls in (EvidenceTaskRow, EntryRow, AnchorRow):
-    event.listen(_cls, "before_update", _reject)
-    event.listen(_cls, "before_delete", _reject)
+def guard_append_only(*models: type[Any]) -> tuple[str, ...]:
+    """Refuse ORM updates and deletes of ``models``' rows (the database triggers that
+    ``Database.create_schema`` installs refuse them in SQL too); returns their table
+    names, as ``create_schema`` takes them."""
+    for model in models:
+        event.listen(model, "before_update", _reject)
+        event.listen(model, "before_delete", _reject)
+    return tuple(model.__tablename__ for model in models)
+
+
+guard_append_only(EvidenceTaskRow, EntryRow, AnchorRow)

@@ -68,6 +68,7 @@ __all__ = [
     "bucket_digest",
     "bucket_of",
     "build_union",
+    "check_listing",
     "default_bucket_count",
     "digest_from_parts",
     "label_key",
@@ -75,6 +76,7 @@ __all__ = [
     "membership_tag",
     "multi_head_count",
     "open_labels",
+    "own_listings",
     "parse_bucket",
     "verify_digest",
 ]
@@ -393,14 +395,21 @@ def parse_bucket(bucket: bytes) -> tuple[bytes, list[bytes]]:
 def _check_entry(entry: Entry) -> None:
     if not isinstance(entry.prf, bytes) or len(entry.prf) != PRF_BYTES:
         raise UnionBuildError(f"entry prf must be {PRF_BYTES} bytes")
-    t = entry.event_time
+    check_listing(entry.labels, entry.event_time)
+
+
+def check_listing(labels: frozenset[str], event_time: int) -> None:
+    """Raise :class:`UnionBuildError` unless ``build_union`` accepts these labels and time.
+
+    Public so that a publisher can refuse a bad row *before* it spends a threshold
+    evaluation round on it (nothing partial left behind).
+    """
+    t = event_time
     if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= _MAX_SAFE_INT:
         raise UnionBuildError(f"event_time must be an int in [0, 2**53-1], got {t!r}")
-    if not isinstance(entry.labels, frozenset) or not all(
-        isinstance(label, str) for label in entry.labels
-    ):
+    if not isinstance(labels, frozenset) or not all(isinstance(label, str) for label in labels):
         raise UnionBuildError("labels must be a frozenset of str")
-    for label in entry.labels:
+    for label in labels:
         try:
             label.encode("utf-8")
         except UnicodeEncodeError:
@@ -423,6 +432,19 @@ def _merge_provider(contribution: Contribution) -> dict[bytes, tuple[frozenset[s
         else:
             merged[entry.prf] = (old[0] | entry.labels, max(old[1], entry.event_time))
     return merged
+
+
+def own_listings(contribution: Contribution) -> dict[bytes, Listing]:
+    """The one listing per ``prf`` that ``build_union`` makes of one provider's entries.
+
+    A provider checks its inclusion in a published union against exactly these (the
+    same merge: labels united, latest event time), so the check cannot drift from the
+    build.
+    """
+    return {
+        prf: Listing(event_time, tuple(sorted(labels)))
+        for prf, (labels, event_time) in _merge_provider(contribution).items()
+    }
 
 
 def _pad(plaintext: bytes) -> bytes:

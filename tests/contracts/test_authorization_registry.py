@@ -289,6 +289,102 @@ def test_grant_expiry_shows_in_is_usable(consortium: Consortium, ds_b: Dataset) 
     assert auth.is_revoked(grant_id) is False
 
 
+# ------------------------------------------------------------------ settleUses (metered services)
+
+
+def test_settle_uses_adds_the_block_and_emits_both_events(
+    consortium: Consortium, ds_b: Dataset
+) -> None:
+    c = consortium
+    grant_id = make_grant(c, "bank-b", ds_b.dataset_id, max_uses=10)
+    relay = c.orgs["bank-b"].node_clients.authorizations  # a node of the dataset's owner
+    day_1, day_2 = name_id("settlement", "day-1"), name_id("settlement", "day-2")
+    receipt = relay.settle_uses(grant_id, 4, day_1)
+    assert relay.events_in(receipt, "GrantUsed") == [
+        {"grantId": grant_id, "used": 4, "maxUses": 10}
+    ]
+    assert relay.events_in(receipt, "UsesSettled") == [
+        {
+            "grantId": grant_id,
+            "uses": 4,
+            "settlement": day_1,
+            "byOrg": c.orgs["bank-b"].org_id,
+        }
+    ]
+    assert relay.is_settled(day_1) is True and relay.is_settled(day_2) is False
+    relay.settle_uses(grant_id, 6, day_2)
+    assert relay.info(grant_id).used == 10
+    assert relay.is_usable(grant_id) is False
+
+
+def test_a_retried_settlement_cannot_charge_twice(consortium: Consortium, ds_b: Dataset) -> None:
+    c = consortium
+    grant_id = make_grant(c, "bank-b", ds_b.dataset_id, max_uses=10)
+    relay = c.orgs["bank-b"].clients.authorizations
+    settlement = name_id("settlement", "day-1")
+    relay.settle_uses(grant_id, 2, settlement)
+    with pytest.raises(custom_error("SettlementAlreadyRecorded")) as exc:
+        relay.settle_uses(grant_id, 2, settlement)
+    assert revert_args(exc) == {"settlement": settlement}
+    with pytest.raises(custom_error("SettlementAlreadyRecorded")):
+        relay.settle_uses(grant_id, 1, ZERO32)
+    with pytest.raises(custom_error("InvalidUses")):
+        c.orgs["bank-b"].clients.authorizations._transact(
+            "settleUses", grant_id, 0, name_id("settlement", "empty")
+        )
+    assert relay.info(grant_id).used == 2
+
+
+def test_settlement_beyond_the_quota_reverts_whole(consortium: Consortium, ds_b: Dataset) -> None:
+    c = consortium
+    grant_id = make_grant(c, "bank-b", ds_b.dataset_id, max_uses=3)
+    relay = c.orgs["bank-b"].clients.authorizations
+    relay.settle_uses(grant_id, 2, name_id("settlement", "a"))
+    with pytest.raises(custom_error("GrantExhausted")) as exc:
+        relay.settle_uses(grant_id, 2, name_id("settlement", "b"))
+    assert revert_args(exc) == {"grantId": grant_id}
+    assert relay.info(grant_id).used == 2
+    assert relay.is_settled(name_id("settlement", "b")) is False
+
+
+@pytest.mark.parametrize("who", ["grantee", "third-org", "outsider"])
+def test_only_the_dataset_owner_settles(consortium: Consortium, ds_b: Dataset, who: str) -> None:
+    """The grantee cannot settle (it would burn its own quota to hide or fake use), and
+    nobody else may charge the grant."""
+    c = consortium
+    grant_id = make_grant(c, "bank-b", ds_b.dataset_id, max_uses=3)
+    settlement = name_id("settlement", who)
+    if who == "outsider":
+        outsider = c.new_funded_account()
+        with pytest.raises(custom_error("NotActiveMember")):
+            c.clients_for(outsider).authorizations.settle_uses(grant_id, 1, settlement)
+    else:
+        org = c.orgs["bank-a" if who == "grantee" else "regulator"]
+        with pytest.raises(custom_error("NotDatasetOwner")) as exc:
+            org.clients.authorizations.settle_uses(grant_id, 1, settlement)
+        assert revert_args(exc) == {"datasetId": ds_b.dataset_id, "orgId": org.org_id}
+    assert c.orgs["bank-b"].clients.authorizations.info(grant_id).used == 0
+
+
+def test_uses_consumed_before_revocation_or_expiry_still_settle(
+    consortium: Consortium, ds_b: Dataset
+) -> None:
+    c = consortium
+    not_after = now(c) + 100
+    revoked = make_grant(c, "bank-b", ds_b.dataset_id, max_uses=5)
+    expired = make_grant(c, "bank-b", ds_b.dataset_id, max_uses=5, not_after=not_after)
+    relay = c.orgs["bank-b"].clients.authorizations
+    relay.revoke(revoked)
+    travel_to(c, not_after + 10)
+    relay.settle_uses(revoked, 1, name_id("settlement", "revoked"))
+    relay.settle_uses(expired, 1, name_id("settlement", "expired"))
+    assert relay.info(revoked).used == 1 and relay.info(expired).used == 1
+    with pytest.raises(custom_error("UnknownGrant")):
+        relay.settle_uses(name_id("grant", "nope"), 1, name_id("settlement", "x"))
+    with pytest.raises(InvalidInput):
+        relay.settle_uses(revoked, 0, name_id("settlement", "y"))
+
+
 # ------------------------------------------------------------- consumeUse and binding
 
 

@@ -86,6 +86,11 @@ def usage_counts(evs: list[Event]) -> dict[str, tuple[int, int, int]]:
         for org in {nodes[p["node"]] for p in e.args["participants"]}:
             joined[org] += 1
     grantor = {e.args["grantId"]: e.args["grantorOrg"] for e in named(evs, "GrantCreated")}
-    uses = Counter(grantor[e.args["grantId"]] for e in named(evs, "GrantUsed"))
+    uses: Counter[str] = Counter()
+    cumulative: Counter[str] = Counter()  # GrantUsed.used is the grant's running total
+    for e in named(evs, "GrantUsed"):
+        grant = e.args["grantId"]
+        uses[grantor[grant]] += e.args["used"] - cumulative[grant]
+        cumulative[grant] = e.args["used"]
     orgs = set(created) | set(joined) | set(uses)
     return {o: (created[o], joined[o], uses[o]) for o in orgs}

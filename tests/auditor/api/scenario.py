@@ -9,9 +9,10 @@ approved, one dataset per organisation, and four tasks created by bank-a:
 - ``waiting``: bank-a + bank-b, created only;
 - ``solo``: bank-a alone, created only (no grant).
 
-bank-b also gives a second grant that it revokes, and anchors three AnchorLog
-checkpoints. bank-b took part in ``done`` and ``waiting`` only: the member-scoping tests
-look for ``failed`` and ``solo`` as bank-b.
+bank-b also gives a second grant that it revokes, a third whose uses (4 of 10) it
+settles in one call as a metered service does, and anchors three AnchorLog checkpoints.
+bank-b took part in ``done`` and ``waiting`` only: the member-scoping tests look for
+``failed`` and ``solo`` as bank-b.
 """
 
 from __future__ import annotations
@@ -122,6 +123,12 @@ def build(h: History) -> None:
     h.grants["revoked"] = make_grant(c, "bank-b", h.datasets["bank-b"].dataset_id, max_uses=2)
     _tick(h)
     c.orgs["bank-b"].clients.authorizations.revoke(h.grants["revoked"])
+    _tick(h)
+    # a metered service's grant (anonymous lookups): bank-b's node settles a block of 4
+    h.grants["metered"] = make_grant(c, "bank-b", h.datasets["bank-b"].dataset_id, max_uses=10)
+    c.orgs["bank-b"].node_clients.authorizations.settle_uses(
+        h.grants["metered"], 4, name_id("settlement", "day-1")
+    )
     _tick(h)
     anchors = c.orgs["bank-b"].node_clients.anchors
     for size in (3, 7, 12):

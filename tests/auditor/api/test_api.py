@@ -127,6 +127,7 @@ def test_filters_by_name_and_by_id_agree(api: Api, history: History) -> None:
     assert {g["grant"] for g in grants} == {
         hx(history.grants["bank-b"]),
         hx(history.grants["revoked"]),
+        hx(history.grants["metered"]),
     }
     assert api.get("/v1/orgs", role="regulator").json()["items"][0]["name"] == "regulator"
     assert api.get("/v1/orgs", role="8").json()["items"][0]["name"] == "regulator"

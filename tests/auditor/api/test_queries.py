@@ -143,6 +143,7 @@ def test_grants_with_uses_status_and_activity(
         by_label["bank-b"]: "active",
         by_label["regulator"]: "exhausted",
         by_label["revoked"]: "revoked",
+        by_label["metered"]: "active",
     }
 
     def active_at(t: int, **kw: Any) -> list[str]:
@@ -154,9 +155,11 @@ def test_grants_with_uses_status_and_activity(
     used = {e.args["grantId"]: e for e in expected.named(evs, "GrantUsed")}
     revoked = {e.args["grantId"]: e for e in expected.named(evs, "GrantRevoked")}
     last = evs[-1].time
-    # Before anything was granted: none; now: the one neither revoked nor used up.
+    # Before anything was granted: none; now: those neither revoked nor used up.
     assert active_at(created[by_label["bank-b"]].time - 1) == []
-    assert active_at(last) == [by_label["bank-b"]]
+    assert active_at(last) == [by_label["bank-b"], by_label["metered"]]
+    # A settlement of 4 uses counts as 4, not as one event.
+    assert {g["grant"]: g["uses"] for g in everything}[by_label["metered"]] == 4
     # The regulator's grant was usable up to (and at) the block of its only use.
     use_time = used[by_label["regulator"]].time
     assert by_label["regulator"] in active_at(use_time)
@@ -164,9 +167,10 @@ def test_grants_with_uses_status_and_activity(
     assert by_label["revoked"] not in active_at(revoked[by_label["revoked"]].time)
     # Past notAfter, nothing is active.
     not_after = int(created[by_label["bank-b"]].args["notAfter"])
-    assert active_at(not_after) == [by_label["bank-b"]] and active_at(not_after + 1) == []
+    assert by_label["bank-b"] in active_at(not_after)
+    assert by_label["bank-b"] not in active_at(not_after + 1)
     bank_b = history.consortium.orgs["bank-b"]
-    assert active_at(last, grantor_org=bank_b.org_id) == [by_label["bank-b"]]
+    assert active_at(last, grantor_org=bank_b.org_id) == [by_label["bank-b"], by_label["metered"]]
     assert active_at(last, grantee_org=bank_b.org_id) == []
     ds = history.datasets["regulator"].dataset_id
     narrowed = grants.list_grants(
