@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.error_shape import validation_field
 from ledger.errors import ChainError, ContractRevert, TransactionReverted
-from ledger.ids import InvalidInput
+from ledger.ids import InvalidInput, as_address
 from node.api_entry import (
     MAX_REQUEST_BYTES,
     MAX_UPLOAD_BYTES,
@@ -34,6 +34,8 @@ from node.api_entry import (
     InternalErrors,
 )
 from node.api_errors import STATUS_CODES, error_json, error_responses
+from node.lookup.node.errors import LookupRequestError, UnknownLookupList
+from node.lookup.node.roles import LookupNode
 from node.service import NodeService
 from node.service_errors import Conflict, UnknownDataset, UnknownTask
 
@@ -119,6 +121,52 @@ class TaskRequest(BaseModel):
     dataset: OwnDataset | None = None
 
 
+class LookupQueryRequest(BaseModel):
+    """One anonymous lookup (`provnet lookup query`). The identifier is never echoed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    listName: str = Field(min_length=1, max_length=64, description="The roster's list name.")
+    identifier: str = Field(min_length=1, max_length=512)
+    type: str = Field(
+        default="phone", min_length=1, max_length=32, description="The identifier's kind."
+    )
+    kind: str = Field(default="blacklist", pattern=r"^(blacklist|verify|multihead)$")
+    purpose: str = Field(min_length=1, max_length=64)
+    grantId: str = Field(pattern=_ID32, description="The relay's grant to this organisation.")
+    elements: dict[str, str] | None = Field(
+        default=None, description="verify: element name -> value (name, phone, card, ...)."
+    )
+    ownEventTime: int | None = Field(
+        default=None, ge=0, description="multihead: this bank's own latest listing time."
+    )
+    windows: list[int] | None = Field(default=None, min_length=1, max_length=8)
+    epoch: int | None = Field(
+        default=None, ge=1, description="Pin an epoch (default: the chain's current one)."
+    )
+
+
+def _grant_bytes(grant_id: str) -> bytes:
+    return bytes.fromhex(grant_id[2:])
+
+
+def _staged_upload(upload_dir: Path, file: UploadFile) -> tuple[Path, Path]:
+    """Copy an upload into a fresh staging directory; (directory, file)."""
+    filename = Path(file.filename or "upload").name
+    if Path(filename).suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise InvalidInput("file", "expected a .csv or .parquet upload")
+    if len(filename) > MAX_FILENAME_CHARS or not filename.isprintable():
+        raise InvalidInput(
+            "file", f"the file name must be 1-{MAX_FILENAME_CHARS} printable characters"
+        )
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=upload_dir))
+    staged = staging / filename
+    with staged.open("wb") as out:  # EntryGuard bounded the body it came in
+        shutil.copyfileobj(file.file, out, 1024 * 1024)
+    return staging, staged
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
@@ -150,6 +198,7 @@ def create_app(
     upload_dir: Path,
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_request_bytes: int = MAX_REQUEST_BYTES,
+    lookup: LookupNode | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="provnet node API",
@@ -180,7 +229,9 @@ def create_app(
 
     @app.exception_handler(InvalidInput)
     def _invalid(_: Request, exc: InvalidInput) -> JSONResponse:
-        if isinstance(exc, _NOT_FOUND):
+        if isinstance(exc, LookupRequestError):
+            status, code = exc.status, exc.code
+        elif isinstance(exc, _NOT_FOUND):
             status, code = 404, "NOT_FOUND"
         elif isinstance(exc, Conflict):
             status, code = 409, "CONFLICT"
@@ -357,5 +408,109 @@ def create_app(
     def task_result(task: str) -> dict[str, Any]:
         """`task`: a task id (0x + 64 hex) or the request id it was created with."""
         return service.task_result(task)
+
+    # --- anonymous lookups (node/lookup/node/; 404 on a node without a lookup config) ---
+
+    def lookups() -> LookupNode:
+        if lookup is None:
+            raise UnknownLookupList(
+                "path", "this node serves no anonymous lookups: add a `lookup` section to node.json"
+            )
+        return lookup
+
+    @app.get("/lookup", dependencies=guard, responses=error_responses(*entry, 404))
+    def lookup_status() -> dict[str, Any]:
+        """The lists this node takes part in and its role in each."""
+        return lookups().status()
+
+    @app.post(
+        "/lookup/{list_name}/publish",
+        dependencies=guard,
+        responses=error_responses(*entry, 404, 409, 422),
+    )
+    def lookup_publish(
+        list_name: str,
+        file: Annotated[UploadFile, File()],
+        verify: Annotated[bool, Form()] = False,
+        type: Annotated[str, Form(max_length=32)] = "",
+    ) -> dict[str, Any]:
+        """A provider's list (or, with `verify`, element-verification records) for the
+        next epoch: replaces the previous upload of the same part; nothing is kept if a
+        row is bad."""
+        node = lookups()
+        staging, staged = _staged_upload(upload_dir, file)
+        try:
+            return node.publish(list_name, staged, verify=verify, default_type=type or None)
+        except InvalidInput as exc:
+            raise _scrubbed(exc, staging, upload_dir.resolve(), upload_dir) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @app.post(
+        "/lookup/{list_name}/epochs",
+        dependencies=guard,
+        status_code=201,
+        responses=error_responses(*entry, 404, 409, 502),
+    )
+    def lookup_epoch(list_name: str) -> dict[str, Any]:
+        """The relay runs the list's next epoch: DKG, publication, build, anchor,
+        acceptance. Answers when it is done, naming who took part."""
+        return lookups().run_epoch(list_name)
+
+    @app.post("/lookup/query", dependencies=guard, responses=error_responses(*entry, 404, 409, 422))
+    def lookup_query(request: LookupQueryRequest) -> dict[str, Any]:
+        """One anonymous lookup against the chain's current epoch, through the relay."""
+        return lookups().querier.query(
+            list_name=request.listName,
+            kind=request.kind,
+            id_type=request.type,
+            identifier=request.identifier,
+            purpose=request.purpose,
+            grant_id=_grant_bytes(request.grantId),
+            elements=request.elements,
+            own_event_time=request.ownEventTime,
+            windows=tuple(request.windows) if request.windows else (7, 30, 90),
+            epoch=request.epoch,
+        )
+
+    @app.post(
+        "/lookup/screens",
+        dependencies=guard,
+        status_code=202,
+        responses=error_responses(*entry, 404, 409, 422),
+    )
+    def lookup_screen(
+        file: Annotated[UploadFile, File()],
+        listName: Annotated[str, Form(min_length=1, max_length=64)],
+        purpose: Annotated[str, Form(min_length=1, max_length=64)],
+        grantId: Annotated[str, Form(pattern=_ID32)],
+        type: Annotated[str, Form(max_length=32)] = "",
+    ) -> dict[str, Any]:
+        """Start screening a book of identifiers; poll `GET /lookup/screens/{jobId}`."""
+        node = lookups()
+        staging, staged = _staged_upload(upload_dir, file)
+        try:
+            return node.screens.start(
+                staged,
+                list_name=listName,
+                purpose=purpose,
+                grant_id=_grant_bytes(grantId),
+                default_type=type or None,
+            )
+        except BaseException as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, InvalidInput):
+                raise _scrubbed(exc, staging, upload_dir.resolve(), upload_dir) from None
+            raise
+
+    @app.get("/lookup/screens/{job_id}", dependencies=guard, responses=error_responses(*entry, 404))
+    def lookup_screen_status(job_id: str, results: bool = True) -> dict[str, Any]:
+        """A screening job's progress; its per-row results once done."""
+        return lookups().screens.status(job_id, with_results=results)
+
+    @app.get("/lookup/audit", dependencies=guard, responses=error_responses(*entry, 404, 409, 502))
+    def lookup_audit(node: str) -> dict[str, Any]:
+        """A regulator's audit of a relay's or provider's query logs (`node`: address)."""
+        return lookups().audit(str(as_address(node, "node")))
 
     return app

@@ -10,6 +10,7 @@ node is unreachable), in the shared error shape, without a traceback or a server
 
 import json
 import logging
+import re
 import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,7 +22,17 @@ MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 MAX_REQUEST_BYTES = 1024 * 1024
 """Body limit of every request but a dataset upload (they carry JSON or nothing)."""
 PUBLIC_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-UPLOAD_ROUTES = frozenset({("POST", "/datasets")})
+UPLOAD_ROUTES = frozenset({("POST", "/datasets"), ("POST", "/lookup/screens")})
+UPLOAD_ROUTE_PATTERNS = (("POST", re.compile(r"/lookup/[^/]+/publish")),)
+"""Routes whose path carries a name (a lookup list's publish file upload)."""
+
+
+def is_upload(method: str, path: str) -> bool:
+    """Whether a request may carry a file, and so gets the upload body limit."""
+    return (method, path) in UPLOAD_ROUTES or any(
+        method == m and pattern.fullmatch(path) for m, pattern in UPLOAD_ROUTE_PATTERNS
+    )
+
 
 _log = logging.getLogger(__name__)
 
@@ -64,7 +75,7 @@ class EntryGuard:
                 extra=[(b"www-authenticate", b"Bearer")],
             )
             return
-        upload = (scope["method"], scope["path"]) in UPLOAD_ROUTES
+        upload = is_upload(scope["method"], scope["path"])
         limit = self.max_upload_bytes if upload else self.max_request_bytes
         if length_header is not None:
             try:

@@ -25,8 +25,9 @@ with the defaults below) and `provnet node init` writes them all:
   default 400) and ``peer_rate_bytes`` (per second, default 256 MiB): per-peer token
   buckets on incoming gRPC calls; a peer over either gets RESOURCE_EXHAUSTED naming the
   limit (its client backs off and retries until its send deadline).
-* ``api_max_upload_bytes`` (default 512 MiB): the largest request body of a dataset
-  upload; other API requests are limited to 1 MiB. A larger ``Content-Length`` is
+* ``api_max_upload_bytes`` (default 512 MiB): the largest request body of a file
+  upload (a dataset, a lookup list to publish, a file to screen); other API requests
+  are limited to 1 MiB. A larger ``Content-Length`` is
   answered 413 before any byte is read, a longer streamed body as soon as it passes.
 * ``api_tls_cert`` / ``api_tls_key`` (paths, default unset: plain HTTP on
   ``api_listen``): serve the operator API over HTTPS with this certificate and key.
@@ -36,6 +37,10 @@ with the defaults below) and `provnet node init` writes them all:
 * ``compute_processes`` (default 0: one per CPU core): worker processes a task's curve
   work (PSI hashing and blinding) is spread over. The pool is started with the first
   task that needs it and kept for the node's lifetime; 1 computes in the runner itself.
+* ``lookup`` (default unset: no anonymous lookups): the lists this node takes part in,
+  by roster file, and the lookup roles' settings; see
+  ``node/lookup/node/settings.py``. A node named among a roster's providers is a key
+  holder of that list, its relay is the relay, any other node with the roster queries.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from typing import Any
 
 from ledger.ids import InvalidInput
 from ledger.jsonfile import read_json, write_json_atomic
+from node.lookup.node.settings import LookupSettings
 
 CONFIG_VERSION = 1
 
@@ -85,6 +91,7 @@ class NodeConfig:
     api_tls_cert: Path | None = None
     api_tls_key: Path | None = None
     compute_processes: int = 0  # 0: one worker per CPU core
+    lookup: LookupSettings | None = None  # anonymous lookups: rosters and settings
 
     def to_json(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -95,6 +102,7 @@ class NodeConfig:
             elif isinstance(v, tuple):
                 v = list(v)
             values[k] = v
+        values["lookup"] = None if self.lookup is None else self.lookup.to_json()
         return {"version": CONFIG_VERSION, **values}
 
     def save(self, path: Path) -> None:
@@ -114,7 +122,7 @@ class NodeConfig:
         values: dict[str, Any] = {}
         for name, kind in cls.__annotations__.items():
             field = f"config.{name}"
-            if name not in raw or (raw[name] is None and kind == "Path | None"):
+            if name not in raw or (raw[name] is None and kind.endswith(" | None")):
                 if name in defaults:
                     continue
                 raise InvalidInput(field, "missing")
@@ -135,6 +143,8 @@ class NodeConfig:
                 values[name] = value
             elif kind == "tuple[str, ...]":
                 values[name] = _org_ids(value, field)
+            elif kind == "LookupSettings | None":
+                values[name] = LookupSettings.from_json(value, base, field)
             else:
                 if not isinstance(value, str) or not value:
                     raise InvalidInput(field, f"expected text, got {value!r}")

@@ -1,8 +1,9 @@
 """`provnet node run`: one organisation's long-running node process.
 
 It wires the parts together and owns their lifecycle: the chain-bound trust view, the
-mutual-TLS peer server, the chain-driven task runner (a thread), and the operator REST
-API (uvicorn, in the main thread). SIGTERM/SIGINT stop the API first, then the runner, then
+mutual-TLS peer server, the chain-driven task runner (a thread), the anonymous-lookup
+roles when the config has a ``lookup`` section (``node/lookup/node/``), and the operator
+REST API (uvicorn, in the main thread). SIGTERM/SIGINT stop the API first, then the runner, then
 the peer server, so no task is left half-handled by a process still accepting calls.
 """
 
@@ -36,6 +37,7 @@ from node.config import NodeConfig, parse_host_port
 from node.dataset_store import DatasetStore
 from node.evidence.store import EvidenceStore
 from node.identity import TlsIdentity
+from node.lookup.node.roles import LookupNode
 from node.peer.channel import GrpcChannel
 from node.peer.direct_link import DirectLink
 from node.peer.server import Inbox, InboxAtCapacity, PeerServer
@@ -57,6 +59,7 @@ class Node:
     runner: TaskRunner
     server: PeerServer
     trust: ChainTrust
+    lookup: LookupNode | None = None
 
 
 def inbox_opener(inbox: Inbox) -> Callable[[bytes, list[str]], None]:
@@ -95,6 +98,21 @@ def build_node(config: NodeConfig) -> Node:
     evidence = EvidenceStore(config.database_url)
     datasets = DatasetStore(config.data_dir / "datasets")
     trust = ChainTrust(clients.consortium, poll_interval=config.poll_interval)
+    lookup = (
+        None
+        if config.lookup is None
+        else LookupNode(
+            config.lookup,
+            address=account.address,
+            org_id=info.org_id,
+            identity=identity,
+            trust=trust,
+            clients=clients,
+            database_url=config.database_url,
+            data_dir=config.data_dir,
+            first_block=deployment.first_block,
+        )
+    )
     server = PeerServer(
         identity,
         account.address,
@@ -107,6 +125,7 @@ def build_node(config: NodeConfig) -> Node:
         rate_messages=config.peer_rate_messages,
         rate_burst=config.peer_rate_burst,
         rate_bytes=config.peer_rate_bytes,
+        extra_services=[] if lookup is None else [lookup.service.add_to],
     )
 
     def open_channel(task_id: bytes, peers: list[str]) -> Channel:
@@ -151,7 +170,7 @@ def build_node(config: NodeConfig) -> Node:
         state,
         {m.NAME: m for m in ALGORITHMS},
     )
-    return Node(config, service, runner, server, trust)
+    return Node(config, service, runner, server, trust, lookup)
 
 
 def api_server_config(config: NodeConfig, app: Any, host: str, port: int) -> uvicorn.Config:
@@ -167,6 +186,8 @@ def run_node(config: NodeConfig) -> int:
     stop = threading.Event()
     node.trust.start()
     node.server.start()
+    if node.lookup is not None:
+        node.lookup.start()
     runner_thread = threading.Thread(
         target=node.runner.run, args=(stop, config.poll_interval), name="task-runner"
     )
@@ -177,6 +198,7 @@ def run_node(config: NodeConfig) -> int:
         config.api_token(),
         config.data_dir / "uploads",
         max_upload_bytes=config.api_max_upload_bytes,
+        lookup=node.lookup,
     )
     server = uvicorn.Server(api_server_config(config, app, host, port))
 
@@ -196,6 +218,8 @@ def run_node(config: NodeConfig) -> int:
     finally:
         stop.set()
         runner_thread.join(timeout=30)
+        if node.lookup is not None:
+            node.lookup.stop()
         node.server.stop()
         node.trust.stop()
     return 0

@@ -372,6 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_member_verbs(sub)
 
+    from scripts.lookup_command import add_lookup_verbs
+
+    add_lookup_verbs(sub, _config_arg, lambda name: _lazy("scripts.lookup_command", name))
+
     demo = sub.add_parser(
         "demo", help="a secure-statistics task between local nodes on a private anvil, audited"
     )

@@ -1,13 +1,16 @@
-"""Regenerate (or check) the committed gRPC/protobuf modules from `peer.proto`.
+"""Regenerate (or check) the committed gRPC/protobuf modules from the node's protos.
 
 The generated modules are committed so that a node needs only the `grpcio` and
-`protobuf` runtimes, not the code generator. Run from anywhere:
+`protobuf` runtimes, not the code generator. Two protos are compiled, each into the
+directory it lives in: `node/peer/peer.proto` (the peer data plane) and
+`node/lookup/lookup.proto` (anonymous lookups, served on the same peer server). Run
+from anywhere:
 
-    python -m node.peer.generate          # rewrite peer_pb2*.py and their .pyi stubs
-    python -m node.peer.generate --check  # exit 1 if the committed files are stale
+    python -m node.peer.generate          # rewrite *_pb2*.py and their .pyi stubs
+    python -m node.peer.generate --check  # exit 1 if any committed file is stale
 
-The proto is compiled with the repository root as include path, so the generated
-`peer_pb2_grpc.py` imports `node.peer.peer_pb2` by its package path.
+The protos are compiled with the repository root as include path, so a generated
+`*_pb2_grpc.py` imports its `*_pb2` by its package path (`node.peer.peer_pb2`, ...).
 """
 
 from __future__ import annotations
@@ -19,8 +22,14 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PROTO = Path("node/peer/peer.proto")
-OUTPUTS = ("peer_pb2.py", "peer_pb2.pyi", "peer_pb2_grpc.py", "peer_pb2_grpc.pyi")
+PROTOS = (Path("node/peer/peer.proto"), Path("node/lookup/lookup.proto"))
+PROTO = PROTOS[0]  # the peer plane's proto, as before
+SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
+
+
+def outputs(proto: Path) -> tuple[Path, ...]:
+    """The committed files `proto` generates, relative to the repository root."""
+    return tuple(proto.parent / f"{proto.stem}{suffix}" for suffix in SUFFIXES)
 
 
 def _plugin(name: str) -> str:
@@ -32,8 +41,8 @@ def _plugin(name: str) -> str:
     return found
 
 
-def generate(out_dir: Path) -> None:
-    """Compile the proto into `out_dir`, mirroring the repository layout."""
+def generate(out_dir: Path, protos: tuple[Path, ...] = PROTOS) -> None:
+    """Compile the protos into `out_dir`, mirroring the repository layout."""
     from grpc_tools import protoc
 
     args = [
@@ -45,7 +54,7 @@ def generate(out_dir: Path) -> None:
         f"--plugin=protoc-gen-mypy_grpc={_plugin('protoc-gen-mypy_grpc')}",
         f"--mypy_out={out_dir}",
         f"--mypy_grpc_out={out_dir}",
-        str(ROOT / PROTO),
+        *(str(ROOT / proto) for proto in protos),
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
@@ -59,21 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     opts = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         generate(Path(tmp))
-        fresh = Path(tmp) / PROTO.parent
-        target = ROOT / PROTO.parent
         stale = [
             name
-            for name in OUTPUTS
-            if not (target / name).exists()
-            or (target / name).read_bytes() != (fresh / name).read_bytes()
+            for proto in PROTOS
+            for name in outputs(proto)
+            if not (ROOT / name).exists()
+            or (ROOT / name).read_bytes() != (Path(tmp) / name).read_bytes()
         ]
         if opts.check:
             for name in stale:
-                print(f"stale: {PROTO.parent / name}", file=sys.stderr)
+                print(f"stale: {name}", file=sys.stderr)
             return 1 if stale else 0
         for name in stale:
-            shutil.copyfile(fresh / name, target / name)
-            print(f"wrote {PROTO.parent / name}")
+            shutil.copyfile(Path(tmp) / name, ROOT / name)
+            print(f"wrote {name}")
     return 0
 
 

@@ -471,7 +471,12 @@ class PeerServer:
         rate_bytes: float = DEFAULT_RATE_BYTES,
         max_workers: int = 16,
         evidence: EvidenceStore | None = None,
+        extra_services: Sequence[Callable[[grpc.Server], None]] = (),
     ) -> None:
+        """``extra_services`` each add one more gRPC service to the server when it starts
+        (e.g. ``lookup_pb2_grpc.add_LookupServicer_to_server`` bound to a servicer): it
+        shares the port, the mutual TLS and the message size limits; per-call checks
+        are the added service's own business."""
         self.identity = identity
         self.node_address = str(as_address(node_address, "node_address"))
         self.trust = trust
@@ -488,6 +493,7 @@ class PeerServer:
         self.evidence_service = (
             None if evidence is None else EvidenceService(evidence, trust.consortium)
         )
+        self.extra_services = tuple(extra_services)
         self._server: grpc.Server | None = None
         self._port: int | None = None
         self._tls_lock = threading.Lock()
@@ -522,6 +528,8 @@ class PeerServer:
             ),
             server,
         )
+        for add_service in self.extra_services:
+            add_service(server)
         initial = self._tls_config(force=True)
         assert initial is not None
         credentials = grpc.dynamic_ssl_server_credentials(

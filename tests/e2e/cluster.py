@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,12 +294,18 @@ def running_cluster(
     protocol_timeout: float | None = None,
     providers: int = 2,
     approve: tuple[ModuleType, ...] = (stats,),
+    extra_orgs: tuple[tuple[str, int], ...] = (),
+    configure: Callable[[dict[str, NodeProcess]], None] | None = None,
 ) -> Iterator[Cluster]:
     """Deploy, init and register bank-a (the consumer) and ``providers`` provider banks
-    with the CLI, approve the algorithms (by default secure-stats), start all."""
+    with the CLI, approve the algorithms (by default secure-stats), start all.
+
+    ``extra_orgs`` (name, roles) join the genesis after those (e.g. a lookup relay's
+    operator); ``configure(nodes)`` runs once every node is registered and before any
+    starts (e.g. to add a ``lookup`` section naming the nodes' addresses)."""
     os.environ["PROVNET_KEY_PASSWORD"] = PASSWORD
     os.environ["PROVNET_ADMIN_PASSWORD"] = PASSWORD
-    orgs = orgs_for(providers)
+    orgs = (*orgs_for(providers), *extra_orgs)
     # anvil's funded account holds 10^22 wei: enough for 10^21 each up to three orgs.
     wei = 10**21 if len(orgs) <= len(ORGS) else 10**20
     chain = Chain.connect(anvil_url)
@@ -340,6 +346,8 @@ def running_cluster(
                 break
             nodes[voter].admin.algorithms.approve(digest)
         assert algorithms.is_approved(digest)
+    if configure is not None:
+        configure(nodes)
     cluster = Cluster(chain, deployment, nodes, tmp, provider_names=provider_names(providers))
     try:
         # Started together, then waited for: each start is mostly interpreter start-up and

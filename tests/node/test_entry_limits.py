@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ledger.clients.tasks import Participant, Reason, TaskState
 from ledger.ids import InvalidInput
 from node.api import create_app
+from node.api_entry import is_upload
 from node.config import NodeConfig
 from node.identity import new_tls_identity
 from node.peer import peer_pb2
@@ -455,3 +456,21 @@ def _checksum(address: str) -> str:
     from ledger.ids import as_address
 
     return str(as_address(address, "address"))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "upload"),
+    [
+        ("POST", "/datasets", True),
+        ("POST", "/lookup/screens", True),
+        ("POST", "/lookup/blacklist/publish", True),
+        ("POST", "/lookup/graylist/publish", True),
+        ("GET", "/lookup/blacklist/publish", False),
+        ("POST", "/lookup/blacklist/epochs", False),
+        ("POST", "/lookup/a/b/publish", False),  # a list name has no slash
+        ("POST", "/lookup/query", False),
+        ("POST", "/tasks", False),
+    ],
+)
+def test_only_file_routes_get_the_upload_limit(method: str, path: str, upload: bool) -> None:
+    assert is_upload(method, path) is upload

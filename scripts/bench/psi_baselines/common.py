@@ -33,6 +33,16 @@ def peak_rss_mb() -> float:
     )
 
 
+def reset_peak_rss() -> None:
+    """Reset this process's ``VmHWM`` to its current RSS (Linux ``clear_refs``), so the
+    peak read later is the run's; where not allowed, the peak includes the loading."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
 def private_mb(pid: int | str = "self") -> float:
     """Memory only this process maps (USS: private clean + dirty, ``smaps_rollup``)."""
     total = 0
