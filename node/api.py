@@ -450,7 +450,7 @@ def create_app(
         "/lookup/{list_name}/epochs",
         dependencies=guard,
         status_code=201,
-        responses=error_responses(*entry, 404, 409, 502),
+        responses=error_responses(*entry, 404, 409, 422, 502),
     )
     def lookup_epoch(list_name: str) -> dict[str, Any]:
         """The relay runs the list's next epoch: DKG, publication, build, anchor,
@@ -503,12 +503,20 @@ def create_app(
                 raise _scrubbed(exc, staging, upload_dir.resolve(), upload_dir) from None
             raise
 
-    @app.get("/lookup/screens/{job_id}", dependencies=guard, responses=error_responses(*entry, 404))
+    @app.get(
+        "/lookup/screens/{job_id}",
+        dependencies=guard,
+        responses=error_responses(*entry, 404, 422),
+    )
     def lookup_screen_status(job_id: str, results: bool = True) -> dict[str, Any]:
         """A screening job's progress; its per-row results once done."""
         return lookups().screens.status(job_id, with_results=results)
 
-    @app.get("/lookup/audit", dependencies=guard, responses=error_responses(*entry, 404, 409, 502))
+    @app.get(
+        "/lookup/audit",
+        dependencies=guard,
+        responses=error_responses(*entry, 404, 409, 422, 502),
+    )
     def lookup_audit(node: str) -> dict[str, Any]:
         """A regulator's audit of a relay's or provider's query logs (`node`: address)."""
         return lookups().audit(str(as_address(node, "node")))

@@ -784,7 +784,10 @@ class TaskRunner:
         elif outcome == "done" and record.phase == "result_submitted":
             self.state.advance(task_id, "done")
         else:
-            self.state.fail(task_id, f"CHAIN_{event.upper()}: the chain ended the task")
+            # unless_final: the task's worker may have failed it since the read above
+            self.state.fail(
+                task_id, f"CHAIN_{event.upper()}: the chain ended the task", unless_final=True
+            )
 
     def _close_transcript(self, task_id: bytes) -> None:
         """Record the task's unread messages as late deliveries and anchor them.

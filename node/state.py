@@ -351,8 +351,13 @@ class TaskStateStore:
         *,
         result: object = None,
         error: TaskError | str | None = None,
+        unless_final: bool = False,
     ) -> TaskRecord:
         """Move the task to ``phase`` along an allowed edge of `TRANSITIONS`.
+
+        ``unless_final`` leaves a task that is already done or failed as it is, decided
+        under the row lock: a caller reacting to the chain (the task ended there) may
+        race the task's own worker failing it, and must not fail it a second time.
 
         ``error`` (a `TaskError` or ``"REASON: detail"``) is required for
         ``refused``/``failed`` and refused otherwise; ``result`` (any JSON value) may be
@@ -382,6 +387,8 @@ class TaskStateStore:
 
         def work(session: Session) -> TaskRecord:
             row = self._row(session, task_id, lock=True)
+            if unless_final and row.phase in FINAL_PHASES:
+                return _record(row)
             if phase not in TRANSITIONS[row.phase]:
                 raise InvalidInput(
                     "phase",
@@ -400,11 +407,18 @@ class TaskStateStore:
 
         return self.db.run(work, write=True)
 
-    def fail(self, task_id: bytes, reason: str, detail: str | None = None) -> TaskRecord:
+    def fail(
+        self,
+        task_id: bytes,
+        reason: str,
+        detail: str | None = None,
+        *,
+        unless_final: bool = False,
+    ) -> TaskRecord:
         """Shorthand for ``advance(task_id, "failed", error=TaskError(reason, detail))``;
         without ``detail``, ``reason`` may be a whole ``"REASON: detail"`` text."""
         error = TaskError.parse(reason) if detail is None else TaskError(reason, detail)
-        return self.advance(task_id, "failed", error=error)
+        return self.advance(task_id, "failed", error=error, unless_final=unless_final)
 
     def set_result(self, task_id: bytes, result_json: str) -> TaskRecord:
         """Store the task's result (JSON text) without changing its phase.

@@ -64,7 +64,18 @@ sets travel as streams: a JSON header ``{"chunks": c, "items": n}`` on ``<step>/
 then chunks ``<step>/0`` .. ``<step>/(c-1)`` of at most ``STREAM_CHUNK_ITEMS`` elements.
 A party that must stop before it sent a stream (its dataset does not fit the task, the
 policy refuses) sends ``{"refused": reason}`` as that stream's header instead, so its
-peers fail at once with the same on-chain reason instead of waiting for a timeout.
+peers fail at once with the same on-chain reason instead of waiting for a timeout; one
+that stops part-way through a stream (a bad element from its peer) sends it in place of
+the next chunk.
+
+Memory (the ECDH modes, issue 14's 10^7 per side): streams are made while they are sent
+and consumed while they arrive, chunk by chunk through the worker pool, so no party
+holds a whole set of keyed elements. What a party holds whole is its distinct
+identifiers as one Arrow array, plus, at the requester, the peer's 12-byte digests
+(one sorted array) and one boolean byte per own item; the combiner holds the 12-byte answer
+whole only to shuffle it (``cardinality``). With one responder the requester keys the
+responder's set as it comes and only then makes its own (sending its header first), so
+neither set waits whole in a transport queue; only the answer (12 bytes per item) can.
 """
 
 from __future__ import annotations
@@ -511,11 +522,42 @@ def _normalised(params: PsiParams, table: pa.Table, name: str) -> tuple[pa.Array
     return values, len(refused)
 
 
-def _distinct_items(params: PsiParams, values: pa.Array) -> list[bytes]:
-    """Distinct ``tag || normalised`` items in order of first occurrence."""
+def _distinct_values(values: pa.Array) -> pa.Array:
+    """The distinct normalised identifiers in order of first occurrence, kept as an Arrow
+    array: a few bytes per identifier and no Python object each, so 10^7 of them stay
+    small while the DH-PSI streams over them (:func:`_item_chunks`).
+
+    By a stable sort rather than ``pc.unique``: the same values in the same order, but
+    Arrow's hash table peaks at ~170 bytes per row where the sort needs ~60 (indices,
+    one sorted copy), and this is the largest transient of a 10^7 run.
+    """
+    present: pa.Array = values.drop_null() if values.null_count else values
+    if len(present) < 2:
+        return present
+    order = pc.array_sort_indices(present)  # stable: the first of equal rows comes first
+    ordered = present.take(order)
+    first = np.ones(len(ordered), dtype=np.bool_)
+    later = pc.not_equal(ordered.slice(1), ordered.slice(0, len(ordered) - 1))
+    first[1:] = later.to_numpy(zero_copy_only=False)
+    del ordered, later
+    rows = np.sort(order.to_numpy()[first])
+    distinct: pa.Array = present.take(pa.array(rows))
+    return distinct
+
+
+def _encoded(tag: bytes, values: pa.Array) -> list[bytes]:
+    """``tag || value`` for each value (the tag may be empty)."""
+    return [tag + str(v).encode() for v in values.to_pylist()]
+
+
+def _item_chunks(
+    params: PsiParams, distinct: pa.Array, size: int = ecdh_psi.CHUNK_ITEMS
+) -> Iterator[list[bytes]]:
+    """The items of :func:`_distinct_values`, ``size`` at a time: only the chunks in
+    flight ever exist as ``bytes`` objects."""
     tag = identifiers.identifier_tag(params.identifier_kind)
-    unique = pc.unique(values.drop_null()).to_pylist()
-    return [tag + str(v).encode() for v in unique]
+    for start in range(0, len(distinct), size):
+        yield _encoded(tag, distinct.slice(start, size))
 
 
 def identifier_of(params: PsiParams, item: bytes) -> str:
@@ -524,13 +566,26 @@ def identifier_of(params: PsiParams, item: bytes) -> str:
 
 
 def identifier_items(
-    params: PsiParams, table: pa.Table, columns: Sequence[Column], name: str, role: str
+    params: PsiParams,
+    table: pa.Table,
+    columns: Sequence[Column],
+    name: str,
+    role: str,
+    *,
+    tagged: bool = True,
 ) -> tuple[list[bytes], int]:
     """One party's distinct items from its identifier column, and how many rows were
-    refused by normalisation: what every PSI engine matches, so all match alike."""
+    refused by normalisation: what every PSI engine matches, so all match alike.
+
+    Items are ``identifier_tag(kind) || normalised`` (the tag keeps kinds apart inside
+    one hash); ``tagged=False`` gives the normalised values alone, for an engine that
+    hashes its inputs itself and only ever matches one kind against the same kind
+    (``psi_fast``), so the normalising and deduplicating rules still live here once.
+    """
     _find_column(table, columns, name, role, ["string"])
     values, invalid = _normalised(params, table, name)
-    return _distinct_items(params, values), invalid
+    tag = identifiers.identifier_tag(params.identifier_kind) if tagged else b""
+    return _encoded(tag, _distinct_values(values)), invalid
 
 
 def intersection_result(
@@ -692,6 +747,10 @@ class _Session:
         self.processes = max(1, processes)
         self.planned = list(planned)
         self.started: set[tuple[str, str]] = set()
+        # (peer, stream) -> index of the next chunk while a stream is being sent, None
+        # once it is complete: a refusal must replace the header of a stream not begun,
+        # or the next chunk of one begun (streams are sent as they are produced).
+        self.streams: dict[tuple[str, str], int | None] = {}
 
     def send(self, peer: str, step: str, payload: bytes) -> None:
         self.started.add((peer, step))
@@ -701,11 +760,17 @@ class _Session:
         return self.channel.receive(peer, step, self.timeout)
 
     def refuse(self, reason: str) -> None:
-        """Tell every peer still waiting for one of our streams that we stopped, and why."""
+        """Tell every peer still waiting for one of our streams that we stopped, and why:
+        in place of the header of a stream not begun, or of the next chunk of a stream
+        cut off part-way (the receiver checks every chunk for a refusal)."""
         body = _canonical({"refused": reason})
         for peer, step in self.planned:
-            if (peer, step) not in self.started:
+            if (peer, step) not in self.streams:
                 self.send(peer, f"{step}/head", body)
+            else:
+                index = self.streams[(peer, step)]
+                if index is not None:
+                    self.send(peer, f"{step}/{index}", body)
 
 
 def _protocol(step: str, detail: str) -> PsiError:
@@ -739,6 +804,7 @@ class _Head:
 
 def _send_head(s: _Session, peer: str, step: str, items: int, chunks: int) -> None:
     s.send(peer, f"{step}/head", _canonical({"chunks": chunks, "items": items}))
+    s.streams[(peer, step)] = 0 if chunks else None
 
 
 def _receive_head(s: _Session, peer: str, step: str) -> _Head:
@@ -756,6 +822,12 @@ def _receive_head(s: _Session, peer: str, step: str) -> _Head:
     return _Head(chunks, items)
 
 
+_REFUSAL_PREFIX: Final = b'{"refused":'
+"""How a refusal (canonical JSON) begins. A chunk of keyed elements or digests starts
+with these 11 bytes with probability 2^-88; were it so, the run would fail (never pass
+a wrong result), as for any malformed chunk."""
+
+
 def _chunk_items(width: int) -> int:
     return min(STREAM_CHUNK_ITEMS, MAX_MESSAGE_BYTES // width)
 
@@ -771,10 +843,28 @@ def _send_fixed(
 ) -> None:
     """Send a stream of ``items`` fixed-width records given as byte pieces of any size.
 
-    The header goes first, before ``pieces`` is consumed, so a relay forwards it at once.
+    The header goes first, before ``pieces`` is consumed, so a relay forwards it at once;
+    each chunk goes as soon as it is full, so a stream made as it is sent (``pieces`` a
+    generator) is never whole on this side. Should making it fail part-way, the
+    session's refusal takes the place of the next chunk (:meth:`_Session.refuse`).
     """
     per = chunk_items or _chunk_items(width)
     _send_head(s, peer, step, items, -(-items // per))
+    _send_body(s, peer, step, pieces, items, width, per)
+
+
+def _send_body(
+    s: _Session,
+    peer: str,
+    step: str,
+    pieces: Iterable[bytes],
+    items: int,
+    width: int,
+    per: int | None = None,
+) -> None:
+    """The chunks of a stream whose header :func:`_send_head` sent (possibly earlier)."""
+    per = per or _chunk_items(width)
+    chunks = -(-items // per)
     pending = bytearray()
     index = sent = 0
     for piece in pieces:
@@ -783,19 +873,24 @@ def _send_fixed(
             s.send(peer, f"{step}/{index}", bytes(pending[: per * width]))
             del pending[: per * width]
             index, sent = index + 1, sent + per
+            s.streams[(peer, step)] = index if index < chunks else None
     if pending:
         s.send(peer, f"{step}/{index}", bytes(pending))
         sent += len(pending) // width
+        s.streams[(peer, step)] = None
     if sent != items:  # pragma: no cover - an internal error, never a peer's
         raise AssertionError(f"{step}: sent {sent} records, announced {items}")
 
 
 def _receive_chunks(s: _Session, peer: str, step: str, width: int, head: _Head) -> Iterator[bytes]:
-    """The chunks of a fixed-width stream, each checked against the header."""
+    """The chunks of a fixed-width stream, each checked against the header; a refusal in
+    place of a chunk (the sender failed part-way) is raised as the peer's."""
     per = _chunk_items(width)
     received = 0
     for index in range(head.chunks):
         chunk = s.receive(peer, f"{step}/{index}")
+        if chunk.startswith(_REFUSAL_PREFIX):
+            _check_refusal(_json_message(chunk, step), peer, step)
         count, rest = divmod(len(chunk), width)
         if rest or not 1 <= count <= per or received + count > head.items:
             raise _protocol(step, f"chunk {index} is malformed ({len(chunk)} bytes)")
@@ -833,6 +928,7 @@ def _send_records(s: _Session, peer: str, step: str, records: Sequence[bytes]) -
     _send_head(s, peer, step, len(records), len(chunks))
     for index, chunk in enumerate(chunks):
         s.send(peer, f"{step}/{index}", chunk)
+    s.streams[(peer, step)] = None
 
 
 def _receive_records(s: _Session, peer: str, step: str) -> list[bytes]:
@@ -859,31 +955,31 @@ def _receive_records(s: _Session, peer: str, step: str) -> list[bytes]:
 
 def _blind(s: _Session, key: bytes, items: Sequence[bytes]) -> bytes:
     """``key * H(item)`` for each item, in order, as one buffer (on the pool if any)."""
-    out = ecdh_psi.iter_hash_and_blind(key, ecdh_psi.chunked(items), s.processes, s.executor)
-    return b"".join(b"".join(chunk) for chunk in out)
+    return b"".join(_blind_pieces(s, key, ecdh_psi.chunked(items)))
 
 
-def _reblind_pieces(s: _Session, key: bytes, pieces: Iterable[bytes], step: str) -> Iterator[bytes]:
-    """Streaming ``key * element`` over a peer's fixed-width pieces; a bad element is the
+def _blind_pieces(s: _Session, key: bytes, chunks: Iterable[Sequence[bytes]]) -> Iterator[bytes]:
+    """Streaming ``key * H(item)``: one concatenated piece per chunk of items, in order,
+    made as the consumer asks for it (a stream is sent as it is produced)."""
+    return ecdh_psi.iter_blind_buffers(key, chunks, s.processes, s.executor)
+
+
+def _reblind_pieces(
+    s: _Session, key: bytes, pieces: Iterable[bytes], step: str, *, digest: bool = False
+) -> Iterator[bytes]:
+    """Streaming ``key * element`` over a peer's fixed-width pieces (or, with ``digest``,
+    the 12-byte digests of the results, made in the workers); a bad element is the
     peer's protocol error."""
-
-    def lists() -> Iterator[list[bytes]]:
-        for piece in pieces:
-            yield from ecdh_psi.chunked(_records(piece, _ELEMENT))
-
     try:
-        for chunk in ecdh_psi.iter_reblind(key, lists(), s.processes, s.executor):
-            yield b"".join(chunk)
+        yield from ecdh_psi.iter_reblind_buffers(
+            key, pieces, s.processes, s.executor, digest=digest
+        )
     except ecdh_psi.EcdhPsiError as exc:
         raise _protocol(step, str(exc)) from None
 
 
 def _reblind(s: _Session, key: bytes, buffer: bytes, step: str) -> bytes:
     return b"".join(_reblind_pieces(s, key, [buffer], step))
-
-
-def _digest_buffer(buffer: bytes) -> bytes:
-    return ecdh_psi.digest_buffer(_records(buffer, _ELEMENT))
 
 
 def _shuffle_rows(buffer: bytes, width: int) -> bytes:
@@ -1024,28 +1120,52 @@ def run_requester(
             s.send(r, "psi/count", _canonical({"refused": exc.reason}))
         raise
     values, invalid = _normalised(params, table, params.requester_column)
-    items = _distinct_items(params, values)
+    # The distinct identifiers stay one Arrow array (the input, compacted); the items
+    # are made chunk by chunk as the blinding asks for them.
+    distinct = _distinct_values(values)
+    del values
+    n = len(distinct)
     with _RunPool(s):
         # Every responder learns |X| directly, so each can apply the policy before it
         # does anything; the chain's own header must agree (checked by each hop).
         for r in responders:
-            s.send(r, "psi/count", _canonical({"items": len(items)}))
+            s.send(r, "psi/count", _canonical({"items": n}))
         # They will refuse a set this small; stop here rather than send it for nothing.
-        _check_requester_size(params, len(items), policy)
+        _check_requester_size(params, n, policy)
         if params.mode == "intersection-payload":
+            items = _encoded(identifiers.identifier_tag(params.identifier_kind), distinct)
             return _payload_requester(s, params, policy, items, invalid, responders[0])
         key = ecdh_psi.new_key()
-        blinded = _blind(s, key, items)
-        _send_fixed(s, responders[0], "psi/req/1", [blinded], len(items), _ELEMENT)
+        blinded = _blind_pieces(s, key, _item_chunks(params, distinct))
+        if params.mode != "intersection-sum" and k == 1:
+            # The one responder sends its own set before it reads ours, and needs nothing
+            # of ours to make it: so key its set as it comes, then make ours as it reads
+            # it. Each stream is consumed while it is produced instead of waiting whole
+            # in a queue (32 bytes per item each way). Our header goes first, so it does
+            # not wait for ours while it sends; the answer is then compared chunk by chunk.
+            _send_head(s, responders[0], "psi/req/1", n, -(-n // _chunk_items(_ELEMENT)))
+            try:
+                peer = _peer_digests(s, key, responders[0])
+            except PsiError as exc:
+                # The responder will wait for our elements; a refusal takes their place.
+                if not exc.from_peer:
+                    s.planned = [(responders[0], "psi/req/1")]
+                    s.refuse(exc.reason)
+                raise
+            _send_body(s, responders[0], "psi/req/1", blinded, n, _ELEMENT)
+            return _dh_requester(s, params, policy, peer, distinct, invalid, responders[0])
+        _send_fixed(s, responders[0], "psi/req/1", blinded, n, _ELEMENT)
         if params.mode == "intersection-sum":
             try:
-                return _sum_requester(s, params, policy, key, items, invalid, responders[0])
+                return _sum_requester(s, params, policy, key, n, invalid, responders[0])
             except PsiError as exc:
                 # The responder waits for the masked total; tell it why none comes.
                 if not exc.from_peer and (responders[0], "psi/sum/masked") not in s.started:
                     s.send(responders[0], "psi/sum/masked", _canonical({"refused": exc.reason}))
                 raise
-        return _dh_requester(s, params, policy, key, items, invalid, responders[-1])
+        # With k > 1 the combiner's joint set comes only after ours passed the chain.
+        peer = _peer_digests(s, key, responders[-1])
+        return _dh_requester(s, params, policy, peer, distinct, invalid, responders[-1])
 
 
 class _RunPool:
@@ -1065,32 +1185,54 @@ class _RunPool:
             self.s.executor = None
 
 
+@dataclass
+class _PeerDigests:
+    digests: ecdh_psi.DigestSet
+    items: int  # as the stream header announced
+
+
+def _peer_digests(s: _Session, key: bytes, combiner: str) -> _PeerDigests:
+    """Apply ``a`` to the responders' (joint) set as it streams in, keeping only the
+    12-byte digests (made in the workers)."""
+    head = _receive_head(s, combiner, "psi/set")
+    peer = ecdh_psi.DigestSet()
+    keyed = _reblind_pieces(
+        s, key, _receive_chunks(s, combiner, "psi/set", _ELEMENT, head), "psi/set", digest=True
+    )
+    for piece in keyed:
+        peer.add_buffer(piece)
+    return _PeerDigests(peer, head.items)
+
+
 def _dh_requester(
     s: _Session,
     params: PsiParams,
     policy: EffectivePolicy,
-    key: bytes,
-    items: Sequence[bytes],
+    keyed: _PeerDigests,
+    distinct: pa.Array,
     invalid: int,
     combiner: str,
 ) -> PsiResult:
-    """Apply ``a`` to the responders' (joint) set, then compare with the answer."""
-    head = _receive_head(s, combiner, "psi/set")
-    peer = ecdh_psi.DigestSet()
-    keyed = _reblind_pieces(
-        s, key, _receive_chunks(s, combiner, "psi/set", _ELEMENT, head), "psi/set"
-    )
-    for piece in keyed:
-        peer.add_buffer(_digest_buffer(piece))
-    answer_head, answer = _receive_fixed(s, combiner, "psi/answer", _DIGEST)
-    if answer_head.items != len(items):
-        raise _protocol("psi/answer", f"{answer_head.items} digests for {len(items)} items")
+    """Compare the answer with the peer's digests, chunk by chunk.
+
+    What is held whole is the peer's digests (12 bytes each, one sorted array) and one
+    boolean byte per own item for ``intersection`` (the matches are then picked out of
+    ``distinct``, the answer being in its order), or only the matching digests for
+    ``cardinality``.
+    """
+    n = len(distinct)
+    peer = keyed.digests
+    answer_head = _receive_head(s, combiner, "psi/answer")
+    if answer_head.items != n:
+        raise _protocol("psi/answer", f"{answer_head.items} digests for {n} items")
+    answer = _receive_chunks(s, combiner, "psi/answer", _DIGEST, answer_head)
     if params.mode == "cardinality":
-        count = peer.count_distinct(answer)
-        return _result(params, policy, len(items), invalid, [head.items], None, count)
-    hits = peer.contains(_records(answer, _DIGEST), "psi/answer")
-    matched = [identifier_of(params, x) for x, hit in zip(items, hits, strict=True) if hit]
-    return _result(params, policy, len(items), invalid, [head.items], matched, len(matched))
+        count = peer.count_distinct_chunks(answer)
+        return _result(params, policy, n, invalid, [keyed.items], None, count)
+    hits = [peer.hits(chunk, "psi/answer") for chunk in answer]
+    mask = np.concatenate(hits) if hits else np.zeros(0, dtype=np.bool_)
+    matched: list[str] = distinct.filter(pa.array(mask)).to_pylist()
+    return _result(params, policy, n, invalid, [keyed.items], matched, len(matched))
 
 
 def _sum_requester(
@@ -1098,7 +1240,7 @@ def _sum_requester(
     params: PsiParams,
     policy: EffectivePolicy,
     key: bytes,
-    items: Sequence[bytes],
+    n_items: int,
     invalid: int,
     responder: str,
 ) -> PsiResult:
@@ -1107,16 +1249,16 @@ def _sum_requester(
     head = _receive_head(s, responder, "psi/set")
     n, scale = _paillier_key(s.receive(responder, "psi/sum/pk"))
     answer_head, answer = _receive_fixed(s, responder, "psi/answer", _DIGEST)
-    if answer_head.items != len(items):
-        raise _protocol("psi/answer", f"{answer_head.items} digests for {len(items)} items")
+    if answer_head.items != n_items:
+        raise _protocol("psi/answer", f"{answer_head.items} digests for {n_items} items")
     mine = ecdh_psi.DigestSet()
     mine.add_buffer(answer)
     matched: list[bool] = []
     keyed = _reblind_pieces(
-        s, key, _receive_chunks(s, responder, "psi/set", _ELEMENT, head), "psi/set"
+        s, key, _receive_chunks(s, responder, "psi/set", _ELEMENT, head), "psi/set", digest=True
     )
     for piece in keyed:
-        matched += mine.contains(_records(_digest_buffer(piece), _DIGEST), "psi/set")
+        matched += mine.contains(_records(piece, _DIGEST), "psi/set")
     nsquare = n * n
     width = _ciphertext_width(n)
     ct_head = _receive_head(s, responder, "psi/sum/ct")
@@ -1142,7 +1284,7 @@ def _sum_requester(
     total = int.from_bytes(opened, "big") - _OFFSET - mask
     if abs(total) >= _OFFSET:
         raise _protocol("psi/sum/opened", "the opened sum is out of range")
-    return _result(params, policy, len(items), invalid, [head.items], None, count, total, scale)
+    return _result(params, policy, n_items, invalid, [head.items], None, count, total, scale)
 
 
 def _modulus_width(n: int) -> int:
@@ -1297,14 +1439,15 @@ def run_responder(
         if set(count) != {"items"} or not _is_int(n) or not 0 <= n <= MAX_STREAM_ITEMS:
             raise _protocol("psi/count", "malformed count")
         _check_requester_size(params, n, policy)
-        values, _ = _normalised(params, table, params.responder_column)
         with _RunPool(s):
-            if params.mode == "intersection-payload":
-                _payload_responder(s, params, table, columns, values, requester, n)
-            elif params.mode == "intersection-sum":
-                _sum_responder(s, params, table, columns, values, requester, n)
+            if params.mode in SINGLE_RESPONDER_MODES:
+                values, _ = _normalised(params, table, params.responder_column)
+                if params.mode == "intersection-payload":
+                    _payload_responder(s, params, table, columns, values, requester, n)
+                else:
+                    _sum_responder(s, params, table, columns, values, requester, n)
             else:
-                _dh_responder(s, params, values, requester, responders, i, n)
+                _dh_responder(s, params, table, requester, responders, i, n)
     except PsiError as exc:
         s.refuse(exc.reason)
         raise
@@ -1342,17 +1485,23 @@ def _planned(
 
 
 def _own_elements(
-    s: _Session, params: PsiParams, values: pa.Array, key: bytes
-) -> tuple[int, bytes]:
-    """This responder's distinct items, shuffled, hashed and keyed."""
-    items = _shuffled(_distinct_items(params, values))
-    return len(items), _blind(s, key, items)
+    s: _Session, params: PsiParams, table: pa.Table, key: bytes
+) -> tuple[int, Iterator[bytes]]:
+    """This responder's distinct items, shuffled, hashed and keyed: the count, and the
+    keyed elements as pieces made while they are sent (only the shuffled Arrow array
+    of identifiers is whole; the normalised column is let go here)."""
+    values, _ = _normalised(params, table, params.responder_column)
+    distinct = _distinct_values(values)
+    del values
+    if len(distinct) > 1:
+        distinct = distinct.take(pa.array(ecdh_psi._csprng_permutation(len(distinct))))
+    return len(distinct), _blind_pieces(s, key, _item_chunks(params, distinct))
 
 
 def _dh_responder(
     s: _Session,
     params: PsiParams,
-    values: pa.Array,
+    table: pa.Table,
     requester: str,
     responders: Sequence[str],
     i: int,
@@ -1367,14 +1516,14 @@ def _dh_responder(
     """
     k = len(responders)
     key = ecdh_psi.new_key()
-    size, own = _own_elements(s, params, values, key)
+    size, own = _own_elements(s, params, table, key)
     if k == 1:
-        _send_fixed(s, requester, "psi/set", [own], size, _ELEMENT)
+        _send_fixed(s, requester, "psi/set", own, size, _ELEMENT)
         _chain_step(s, params, key, requester, requester, 1, 1, n)
         return
     routes = {origin: _route(origin, k) for origin in range(1, k + 1)}
     first = routes[i][1]
-    _send_fixed(s, responders[first - 1], f"psi/ring/{i}/1", [own], size, _ELEMENT)
+    _send_fixed(s, responders[first - 1], f"psi/ring/{i}/1", own, size, _ELEMENT)
     work: list[tuple[int, int, int]] = [(i, 0, 0)]  # (hop, 0 = request chain, origin)
     for origin, route in routes.items():
         for hop in range(1, len(route)):
@@ -1424,14 +1573,17 @@ def _chain_step(
     head = _receive_head(s, previous, step)
     if head.items != n:
         raise _protocol(step, f"{head.items} elements, but the requester announced {n}")
-    pieces = _reblind_pieces(s, key, _receive_chunks(s, previous, step, _ELEMENT, head), step)
+    chunks = _receive_chunks(s, previous, step, _ELEMENT, head)
     if i < k:
-        _send_fixed(s, target, f"psi/req/{i + 1}", pieces, n, _ELEMENT)
+        _send_fixed(
+            s, target, f"psi/req/{i + 1}", _reblind_pieces(s, key, chunks, step), n, _ELEMENT
+        )
         return
-    answer = b"".join(_digest_buffer(piece) for piece in pieces)
+    answer = _reblind_pieces(s, key, chunks, step, digest=True)
     if params.mode in AGGREGATE_MODES:
-        answer = ecdh_psi.shuffle_digest_buffer(answer)
-    _send_fixed(s, target, "psi/answer", [answer], n, _DIGEST)
+        # A shuffle needs the whole answer: 12 bytes per item, one buffer.
+        answer = iter([ecdh_psi.shuffle_digest_buffer(b"".join(answer))])
+    _send_fixed(s, target, "psi/answer", answer, n, _DIGEST)
 
 
 def _sum_responder(

@@ -5,7 +5,7 @@ them (``psi``'s ECDH mode); RR22 replaces them with oblivious transfer extension
 and runs 10^6 x 10^6 in seconds. It computes ``intersection`` only (the requester learns
 the matched identifiers) between exactly two parties; the count, sum and payload modes
 stay with ``psi``. Identifiers are normalised and deduplicated exactly as ``psi`` does
-(``psi.identifier_items``), so both engines match the same pairs.
+(``psi.identifier_items`` with ``tagged=False``), so both engines match the same pairs.
 
 How it runs: spu needs numpy < 2, the node numpy 2, so spu runs in a sidecar process of
 its own venv (``make fast-psi``; ``node/fastpsi``). Each node picks a port on its peer
@@ -40,7 +40,6 @@ import pyarrow as pa
 from ledger.clients.algorithms import AlgorithmKind
 from ledger.rows import Column
 from node.algorithms import psi
-from node.algorithms.identifiers import identifier_tag
 from node.algorithms.output_policy import EffectivePolicy
 from node.algorithms.psi import InvalidParams, PsiError, PsiParams, PsiResult
 from node.channel import Channel
@@ -122,13 +121,13 @@ def run_requester(
     """The requester's side: spu's receiver; returns the matched identifiers."""
     del executor, processes  # spu runs its own threads
     _check_count(params, len(responders))
-    items, invalid = psi.identifier_items(
-        params, table, columns, params.requester_column, "requester"
+    values, invalid = psi.identifier_items(
+        params, table, columns, params.requester_column, "requester", tagged=False
     )
-    outcome = _run(channel, "receiver", responders[0], _untagged(params, items), timeout, link)
+    outcome = _run(channel, "receiver", responders[0], values, timeout, link)
     matched = sorted(value.decode() for value in outcome.intersection or ())
     return psi.intersection_result(
-        params, policy, len(items), invalid, [outcome.peer_count], matched
+        params, policy, len(values), invalid, [outcome.peer_count], matched
     )
 
 
@@ -149,14 +148,10 @@ def run_responder(
     """The responder's side: spu's sender; it learns the requester's set size only."""
     del policy, executor, processes
     _check_count(params, len(responders))
-    items, _ = psi.identifier_items(params, table, columns, params.responder_column, "responder")
-    _run(channel, "sender", requester, _untagged(params, items), timeout, link)
-
-
-def _untagged(params: FastPsiParams, items: list[bytes]) -> list[bytes]:
-    """The normalised identifiers: the kind's tag is common to both sides."""
-    cut = len(identifier_tag(params.identifier_kind))
-    return [item[cut:] for item in items]
+    values, _ = psi.identifier_items(
+        params, table, columns, params.responder_column, "responder", tagged=False
+    )
+    _run(channel, "sender", requester, values, timeout, link)
 
 
 def _check_count(params: FastPsiParams, k: int) -> None:

@@ -50,7 +50,11 @@ ever sees keyed); binding B to a committed key is the VOPRF's job, not this modu
 
 Streaming: ``iter_hash_and_blind`` / ``iter_reblind`` take an iterable of chunks and
 yield result chunks in order, keeping at most ``2 * processes`` chunks in flight, so
-10^7 items never exist as Python objects at once. What must be whole is held as
+10^7 items never exist as Python objects at once. ``iter_blind_buffers`` /
+``iter_reblind_buffers`` do the same in the wire form (one concatenated buffer per
+chunk, pieces of any size in, optionally the 12-byte digests made in the workers), so
+neither side makes a ``bytes`` object per element and only one buffer per chunk crosses
+the process boundary each way. What must be whole is held as
 fixed-width numpy buffers, not objects: the requester's :class:`DigestSet` of the
 responder's digests (12 bytes each, built chunk by chunk) and, for ``cardinality``, the
 responder's digests while they are shuffled (:func:`shuffle_digest_buffer`);
@@ -72,7 +76,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -102,6 +106,8 @@ vice versa, even under the same key."""
 DIGEST_DST: Final = b"provnet-ecdh-psi-digest-v1"
 
 _IDENTITY: Final = bytes(ELEMENT_BYTES)
+
+_P = TypeVar("_P")
 
 
 class EcdhPsiError(ValueError):
@@ -294,10 +300,20 @@ class DigestSet:
         self._parts.append(bytes(buffer))
 
     def _frozen(self) -> npt.NDArray[np.bytes_]:
+        """Copy the parts into one array, releasing each as it goes, and sort in place:
+        the peak is one copy of the digests (plus one part), not three."""
         if self._keys is None:
-            joined = b"".join(self._parts)
-            self._parts = []
-            self._keys = np.sort(_as_keys(_buffer_table(joined, "peer_digests")))
+            total = sum(len(part) for part in self._parts) // DIGEST_BYTES
+            keys: npt.NDArray[np.bytes_] = np.empty(total, dtype=f"S{DIGEST_BYTES}")
+            flat = keys.view(np.uint8)
+            at = 0
+            parts, self._parts = self._parts[::-1], []
+            while parts:
+                part = parts.pop()
+                flat[at : at + len(part)] = np.frombuffer(part, dtype=np.uint8)
+                at += len(part)
+            keys.sort()
+            self._keys = keys
         return self._keys
 
     def __len__(self) -> int:
@@ -318,8 +334,23 @@ class DigestSet:
 
     def count_distinct(self, buffer: bytes) -> int:
         """How many distinct digests of concatenated ``buffer`` are among the peer's."""
-        probe = np.unique(_as_keys(_buffer_table(buffer, "response")))
-        return int(np.count_nonzero(self._hits(probe)))
+        return self.count_distinct_chunks([buffer])
+
+    def count_distinct_chunks(self, buffers: Iterable[bytes]) -> int:
+        """:meth:`count_distinct` over a stream of buffers: only the matching digests
+        are kept (as many as the intersection), so the answer need not be whole."""
+        found: list[npt.NDArray[np.bytes_]] = []
+        for buffer in buffers:
+            probe = _as_keys(_buffer_table(buffer, "response"))
+            found.append(probe[self._hits(probe)])
+        if not found:
+            return 0
+        return len(np.unique(np.concatenate(found)))
+
+    def hits(self, buffer: bytes, what: str = "response") -> npt.NDArray[np.bool_]:
+        """Whether each digest of concatenated ``buffer`` is among the peer's, as one
+        boolean per digest (no Python object per digest)."""
+        return self._hits(_as_keys(_buffer_table(buffer, what)))
 
 
 def _as_digest_set(peer_digests: DigestSet | Iterable[bytes]) -> DigestSet:
@@ -407,6 +438,21 @@ def _reblind_chunk(key: bytes, elements: list[bytes], offset: int) -> bytes:
     return b"".join(reblind(key, elements, offset))
 
 
+def _reblind_buffer(key: bytes, buffer: bytes, offset: int) -> bytes:
+    """Worker: ``reblind`` of concatenated elements, returned concatenated.
+
+    One ``bytes`` object crosses the process boundary each way instead of one per
+    element, which is what keeps pickling out of the profile.
+    """
+    return b"".join(reblind(key, _split(buffer), offset))
+
+
+def _reblind_digest_buffer(key: bytes, buffer: bytes, offset: int) -> bytes:
+    """Worker: ``digest_buffer(reblind(...))`` of concatenated elements: the 32-byte
+    doubly-keyed elements never leave the worker, only their 12-byte digests."""
+    return digest_buffer(reblind(key, _split(buffer), offset))
+
+
 def _split(joined: bytes) -> list[bytes]:
     return [joined[i : i + ELEMENT_BYTES] for i in range(0, len(joined), ELEMENT_BYTES)]
 
@@ -421,24 +467,25 @@ def new_executor(processes: int | None = None) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
 
 
-def _stream(
-    work: Callable[[bytes, list[bytes], int], bytes],
+def _pipeline(
+    work: Callable[[bytes, _P, int], bytes],
     key: bytes,
-    chunks: Iterable[Sequence[bytes]],
+    jobs: Iterable[tuple[_P, int]],
     processes: int,
     executor: Executor | None,
-) -> Iterator[list[bytes]]:
-    """Apply ``work`` to each chunk, in order, with at most ``2 * processes`` in flight.
+) -> Iterator[bytes]:
+    """``work(key, payload, offset)`` for each ``(payload, count)`` job, results in
+    order, with at most ``2 * processes`` jobs in flight.
 
-    Bounded look-ahead is what keeps memory flat: the caller's chunk iterator is only
-    advanced when a slot frees up.
+    Bounded look-ahead is what keeps memory flat: the caller's job iterator is only
+    advanced when a slot frees up. ``offset`` is the position of the job's first
+    record in the whole stream (for error messages).
     """
     if executor is None and processes <= 1:
         offset = 0
-        for chunk in chunks:
-            batch = list(chunk)
-            yield _split(work(key, batch, offset))
-            offset += len(batch)
+        for payload, count in jobs:
+            yield work(key, payload, offset)
+            offset += count
         return
     own = executor is None
     pool = executor if executor is not None else new_executor(processes)
@@ -446,19 +493,36 @@ def _stream(
     pending: deque[Future[bytes]] = deque()
     try:
         offset = 0
-        for chunk in chunks:
-            batch = list(chunk)
-            pending.append(pool.submit(work, key, batch, offset))
-            offset += len(batch)
+        for payload, count in jobs:
+            pending.append(pool.submit(work, key, payload, offset))
+            offset += count
             if len(pending) >= limit:
-                yield _split(pending.popleft().result())
+                yield pending.popleft().result()
         while pending:
-            yield _split(pending.popleft().result())
+            yield pending.popleft().result()
     finally:
         for future in pending:
             future.cancel()
         if own:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _list_jobs(chunks: Iterable[Sequence[bytes]]) -> Iterator[tuple[list[bytes], int]]:
+    for chunk in chunks:
+        batch = list(chunk)
+        yield batch, len(batch)
+
+
+def _stream(
+    work: Callable[[bytes, list[bytes], int], bytes],
+    key: bytes,
+    chunks: Iterable[Sequence[bytes]],
+    processes: int,
+    executor: Executor | None,
+) -> Iterator[list[bytes]]:
+    """Apply ``work`` to each chunk, in order (see :func:`_pipeline`), split into elements."""
+    for joined in _pipeline(work, key, _list_jobs(chunks), processes, executor):
+        yield _split(joined)
 
 
 def iter_hash_and_blind(
@@ -481,6 +545,54 @@ def iter_reblind(
     """Streaming :func:`reblind`; an invalid element raises at its stream position."""
     _check_key(key)
     return _stream(_reblind_chunk, key, chunks, processes, executor)
+
+
+def iter_blind_buffers(
+    key: bytes,
+    item_chunks: Iterable[Sequence[bytes]],
+    processes: int = 1,
+    executor: Executor | None = None,
+) -> Iterator[bytes]:
+    """:func:`iter_hash_and_blind` yielding each chunk's elements concatenated (the
+    wire form), so no ``bytes`` object per element is made on the caller's side."""
+    _check_key(key)
+    return _pipeline(_blind_chunk, key, _list_jobs(item_chunks), processes, executor)
+
+
+def iter_reblind_buffers(
+    key: bytes,
+    buffers: Iterable[bytes],
+    processes: int = 1,
+    executor: Executor | None = None,
+    *,
+    digest: bool = False,
+) -> Iterator[bytes]:
+    """Streaming :func:`reblind` over concatenated elements (pieces of any size, as
+    they arrive), yielding concatenated results of at most ``CHUNK_ITEMS`` elements
+    each; with ``digest`` the workers return ``digest_buffer`` of the results instead.
+
+    A piece whose length is not a multiple of ``ELEMENT_BYTES`` is refused with the
+    position where it starts; an invalid element raises at its stream position.
+    """
+    _check_key(key)
+    work = _reblind_digest_buffer if digest else _reblind_buffer
+    return _pipeline(work, key, _buffer_jobs(buffers), processes, executor)
+
+
+def _buffer_jobs(buffers: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
+    """Cut concatenated elements into jobs of ``CHUNK_ITEMS`` elements."""
+    width = CHUNK_ITEMS * ELEMENT_BYTES
+    position = 0
+    for buffer in buffers:
+        if len(buffer) % ELEMENT_BYTES:
+            raise InvalidPeerElementError(
+                f"elements from {position} on: {len(buffer)} bytes is not a multiple of "
+                f"{ELEMENT_BYTES}"
+            )
+        for at in range(0, len(buffer), width):
+            job = bytes(buffer[at : at + width])
+            yield job, len(job) // ELEMENT_BYTES
+        position += len(buffer) // ELEMENT_BYTES
 
 
 def chunked(values: Iterable[bytes], size: int = CHUNK_ITEMS) -> Iterator[list[bytes]]:

@@ -5,13 +5,13 @@ them, written once to files so every contender reads identical sets), one JSON r
 on stdout with, per contender, time, bytes on the wire, peak memory and whether its
 result equals the plaintext intersection:
 
-* ``provnet-intersection`` / ``provnet-cardinality``: the ECDH mode, requester and
-  responder in two threads over ``InMemoryNetwork`` sharing one warmed
-  ``ecdh_psi.new_executor(--processes)`` pool (started before timing, as a node keeps
-  one), through ``node.algorithms.psi`` (``"through"`` says which way it ran: the PSI
-  algorithm, or ``node.crypto.ecdh_psi``'s streaming core with a minimal message flow
-  of the same shape while the algorithm is not there). Bytes are the payloads in
-  ``network.sent``.
+* ``provnet-intersection`` / ``provnet-cardinality``: the ECDH mode, the
+  ``node.algorithms.psi`` algorithm with requester and responder in two threads over an
+  ``InMemoryNetwork`` sharing one warmed ``ecdh_psi.new_executor(--processes)`` pool
+  (started before timing, as a node keeps one). Each side's table is one Arrow string
+  column read straight from its file. Bytes are the payload sizes sent, by step (the
+  network records sizes only, so the payloads themselves are freed once received and
+  do not count as the protocol's memory).
 * ``python-set`` and ``duckdb``: a plaintext hash join of the same sets (what a trusted
   third party would run), the floor no PSI reaches.
 * ``openmined-psi`` (ECDH on P-256) and spu's ``spu-ecdh-fourq`` and ``spu-rr22``
@@ -26,7 +26,10 @@ baseline script), so its peak memory is its own: the process's ``VmHWM`` (not
 ``ru_maxrss``, which Linux carries over from the parent), plus for provnet the pool
 workers' private memory (both kept apart in the report), and for spu both parties'.
 ``rss_at_start_mb`` is the same process before the protocol starts (interpreter,
-imports, the sets as read), to subtract where only the protocol's own memory matters.
+imports, the sets as read), to subtract where only the protocol's own memory matters;
+for provnet the high-water mark is reset there (``/proc/self/clear_refs``), so loading
+the input does not count, and ``protocol_mb`` / ``protocol_bytes_per_item_per_side``
+are the peak above the start (both sides together, then per item of one side).
 
 The single-operation costs are measured in the same run
 (:func:`scripts.bench.curve_ops.measure` for the ristretto255 multiplication, and the
@@ -50,16 +53,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import rbcl  # type: ignore[import-untyped]
 
 from node.algorithms.identifiers import identifier_tag
-from node.channel import Channel, InMemoryNetwork
+from node.channel import InMemoryNetwork
 from node.crypto import ecdh_psi, oprf
 from scripts.bench import curve_ops
 from scripts.bench.machine import machine
@@ -70,6 +75,7 @@ from scripts.bench.psi_baselines.common import (
     peak_rss_mb,
     private_mb,
     read_items,
+    reset_peak_rss,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -204,100 +210,42 @@ def _worker_memory(pool: ProcessPoolExecutor) -> dict[str, list[float]]:
     }
 
 
-def _split(buffer: bytes, width: int) -> list[bytes]:
-    return [buffer[i : i + width] for i in range(0, len(buffer), width)]
+class MeteredNetwork(InMemoryNetwork):
+    """An ``InMemoryNetwork`` whose ``sent`` log keeps each message's size, not its
+    payload: the plain log holds every payload for the whole run (76 bytes per item of
+    an intersection at 10^7), which is the test transport's memory, not the protocol's."""
+
+    def __init__(self, parties: Sequence[str]) -> None:
+        super().__init__(parties)
+        self.sent = _SizesOnly()
 
 
-def _receive_chunks(
-    channel: Channel, peer: str, step: str, count: int, width: int, timeout: float
-) -> Iterator[list[bytes]]:
-    for _ in range(count):
-        yield _split(channel.receive(peer, step, timeout), width)
+class _SizesOnly(list[tuple[str, str, str, Any]]):
+    """A ``sent`` log that replaces each payload by its length as it is appended."""
+
+    def append(self, entry: tuple[str, str, str, Any]) -> None:
+        sender, receiver, step, payload = entry
+        super().append((sender, receiver, step, len(payload)))
 
 
-def _chunks_for(n: int) -> int:
-    return -(-n // ecdh_psi.CHUNK_ITEMS)
-
-
-def core_requester(
-    channel: Channel,
-    mode: str,
-    items: list[bytes],
-    timeout: float,
-    processes: int,
-    pool: Executor,
-) -> list[bytes] | int:
-    """The requester's side of the DH-PSI over ``channel``, straight on ecdh_psi.
-
-    Messages: set sizes, blinded items in chunks, the peer's blinded items in chunks,
-    then the responder's answer (in order for intersection, shuffled for cardinality).
-    """
-    key = ecdh_psi.new_key()
-    channel.send(RESPONDER, "size", len(items).to_bytes(8, "big"))
-    for chunk in ecdh_psi.iter_hash_and_blind(key, ecdh_psi.chunked(items), processes, pool):
-        channel.send(RESPONDER, "blinded", b"".join(chunk))
-    peer_n = int.from_bytes(channel.receive(RESPONDER, "size", timeout), "big")
-    peer_blinded = _receive_chunks(
-        channel, RESPONDER, "blinded", _chunks_for(peer_n), ecdh_psi.ELEMENT_BYTES, timeout
+def read_column(path: str) -> pa.Array:
+    """A set file as the untagged Arrow string column a bank's table holds, read by
+    Arrow directly: no Python string per item, so loading 10^7 stays small."""
+    table = pacsv.read_csv(
+        path,
+        read_options=pacsv.ReadOptions(column_names=[COLUMN]),
+        parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
+        convert_options=pacsv.ConvertOptions(column_types={COLUMN: pa.string()}),
     )
-    peer = ecdh_psi.DigestSet()
-    for chunk in ecdh_psi.iter_reblind(key, peer_blinded, processes, pool):
-        peer.add_buffer(ecdh_psi.digest_buffer(chunk))
-    answers = _receive_chunks(
-        channel, RESPONDER, "answer", _chunks_for(len(items)), ecdh_psi.DIGEST_BYTES, timeout
-    )
-    if mode == "cardinality":
-        return peer.count_distinct(b"".join(b"".join(chunk) for chunk in answers))
-    matched: list[bytes] = []
-    for part in ecdh_psi.iter_intersection(ecdh_psi.chunked(items), answers, peer):
-        matched.extend(part)
-    return matched
-
-
-def core_responder(
-    channel: Channel,
-    mode: str,
-    items: list[bytes],
-    timeout: float,
-    processes: int,
-    pool: Executor,
-) -> None:
-    """The responder's side: blind its own items, re-blind the requester's, answer."""
-    key = ecdh_psi.new_key()
-    peer_n = int.from_bytes(channel.receive(REQUESTER, "size", timeout), "big")
-    channel.send(REQUESTER, "size", len(items).to_bytes(8, "big"))
-    for chunk in ecdh_psi.iter_hash_and_blind(key, ecdh_psi.chunked(items), processes, pool):
-        channel.send(REQUESTER, "blinded", b"".join(chunk))
-    peer_blinded = _receive_chunks(
-        channel, REQUESTER, "blinded", _chunks_for(peer_n), ecdh_psi.ELEMENT_BYTES, timeout
-    )
-    answers = (
-        ecdh_psi.digest_buffer(chunk)
-        for chunk in ecdh_psi.iter_reblind(key, peer_blinded, processes, pool)
-    )
-    if mode == "intersection":
-        for answer in answers:
-            channel.send(REQUESTER, "answer", answer)
-        return
-    shuffled = ecdh_psi.shuffle_digest_buffer(b"".join(answers))
-    width = ecdh_psi.CHUNK_ITEMS * ecdh_psi.DIGEST_BYTES
-    for i in range(0, max(len(shuffled), 1), width):
-        channel.send(REQUESTER, "answer", shuffled[i : i + width])
-
-
-def algorithm_available() -> bool:
-    """Whether ``node.algorithms.psi`` imports and has the two entry points."""
-    try:
-        from node.algorithms import psi
-    except Exception:
-        return False
-    return hasattr(psi, "run_requester") and hasattr(psi, "run_responder")
+    column = table.column(COLUMN).combine_chunks()
+    sliced: pa.Array = pc.utf8_slice_codeunits(column, len(TAG))
+    return sliced
 
 
 def run_algorithm(
     network: InMemoryNetwork,
     mode: str,
-    values: tuple[list[str], list[str]],
+    values: tuple[pa.Array, pa.Array],
     timeout: float,
     processes: int,
     pool: Executor,
@@ -322,7 +270,7 @@ def run_algorithm(
     )
     policy = output_policy.effective([POLICY_LEVEL])
     columns = [Column(COLUMN, "string", identifier=True)]
-    tables = [pa.table({COLUMN: pa.array(side, pa.string())}) for side in values]
+    tables = [pa.table({COLUMN: side}) for side in values]
 
     def requester() -> Any:
         return psi.run_requester(
@@ -376,14 +324,8 @@ def _two_threads(requester: Callable[[], Any], responder: Callable[[], None]) ->
 
 
 def result_figures(result: Any) -> dict[str, Any]:
-    """Size and (where the requester learns items) digest of its result, tagged as the
-    sets are, so they compare with the plaintext intersection."""
-    if isinstance(result, int):  # the core path's cardinality
-        return {"intersection_size": result}
-    if isinstance(result, list):  # the core path's intersection: tagged items
-        items = [x.decode("ascii") for x in result]
-        return {"intersection_size": len(set(items)), "intersection_sha256": digest(items)}
-    # A node.algorithms.psi.PsiResult.
+    """Size and (where the requester learns items) digest of a ``PsiResult``, tagged as
+    the sets are, so they compare with the plaintext intersection."""
     figures: dict[str, Any] = {"intersection_size": result.cardinality}
     if result.suppressed:
         figures["suppressed"] = True
@@ -399,13 +341,15 @@ def digest(items: Sequence[str]) -> str:
 
 
 def wire(network: InMemoryNetwork) -> dict[str, Any]:
-    """Payload bytes in ``network.sent``, by step; a stream's numbered chunks
-    (``psi/set/0``, ``psi/set/1``, ...) are summed under ``psi/set/*``."""
+    """Payload bytes in ``network.sent`` (payloads, or sizes for a ``MeteredNetwork``), by
+    step; a stream's numbered chunks (``psi/set/0``, ``psi/set/1``, ...) are summed under
+    ``psi/set/*``."""
     by_step: dict[str, int] = {}
     for _src, _dst, step, payload in network.sent:
         stem, _, last = step.rpartition("/")
         name = f"{stem}/*" if stem and last.isdigit() else step
-        by_step[name] = by_step.get(name, 0) + len(payload)
+        size = payload if isinstance(payload, int) else len(payload)  # MeteredNetwork
+        by_step[name] = by_step.get(name, 0) + size
     return {
         "bytes": sum(by_step.values()),
         "bytes_by_step": by_step,
@@ -414,39 +358,25 @@ def wire(network: InMemoryNetwork) -> dict[str, Any]:
 
 
 def one_provnet(
-    mode: str, paths: tuple[str, str], timeout: float, processes: int, through: str
+    mode: str, paths: tuple[str, str], timeout: float, processes: int
 ) -> dict[str, Any]:
     """One provnet run in this (fresh) process; see the module docstring."""
-    items = read_items(paths[0]), read_items(paths[1])
-    use_algorithm = through == "algorithm" or (through == "auto" and algorithm_available())
-    network = InMemoryNetwork([REQUESTER, RESPONDER])
+    columns = read_column(paths[0]), read_column(paths[1])
+    network = MeteredNetwork([REQUESTER, RESPONDER])
     with ecdh_psi.new_executor(processes) as pool:
         _warm(pool, processes)
-        if use_algorithm:
-            run = run_algorithm(
-                network, mode, (untagged(items[0]), untagged(items[1])), timeout, processes, pool
-            )
-        else:
-            raw = [x.encode("ascii") for x in items[0]], [x.encode("ascii") for x in items[1]]
-
-            def run() -> Any:
-                return _two_threads(
-                    lambda: core_requester(
-                        network.channel(REQUESTER), mode, raw[0], timeout, processes, pool
-                    ),
-                    lambda: core_responder(
-                        network.channel(RESPONDER), mode, raw[1], timeout, processes, pool
-                    ),
-                )
-
+        run = run_algorithm(network, mode, columns, timeout, processes, pool)
         rss_at_start = current_rss_mb()
+        reset_peak_rss()
         start = time.perf_counter()
         result = run()
         seconds = time.perf_counter() - start
         workers = _worker_memory(pool)
     main_peak = peak_rss_mb()
+    protocol_mb = max(main_peak - rss_at_start, 0.0)
+    items = len(columns[0]) + len(columns[1])
     return {
-        "through": "node.algorithms.psi" if use_algorithm else "ecdh_psi core",
+        "through": "node.algorithms.psi",
         "mode": mode,
         "seconds": round(seconds, 4),
         **wire(network),
@@ -454,8 +384,10 @@ def one_provnet(
         "peak_rss_mb_main": main_peak,
         "workers_memory": workers,
         "rss_at_start_mb": rss_at_start,
+        "protocol_mb": round(protocol_mb, 1),
+        "protocol_bytes_per_item_per_side": round(protocol_mb * 2**20 / max(items, 1), 1),
         "processes": processes,
-        "transport": "InMemoryNetwork, requester and responder threads in one process",
+        "transport": "InMemoryNetwork (sizes logged), requester and responder threads, one process",
         **result_figures(result),
     }
 
@@ -506,7 +438,7 @@ def _fast_side(rank: int, conn: Any, path: str, certs: str, timeout: float, out:
     )  # fmt: skip
     policy = output_policy.effective([POLICY_LEVEL])
     columns = [Column(COLUMN, "string", identifier=True)]
-    table = pa.table({COLUMN: pa.array(untagged(read_items(path)), pa.string())})
+    table = pa.table({COLUMN: read_column(path)})
     channel = PipeChannel(me, peer, conn)
     conn.send(("ready", b""))
     channel.receive(peer, "ready", timeout)  # both sets loaded: start together
@@ -646,7 +578,7 @@ def run_contender(
         command = [sys.executable, "-m", "scripts.bench.psi", "--one", name]
         command += ["--a", files[0], "--b", files[1], "--timeout", str(args.timeout)]
         command += ["--workdir", str(workdir / name)]
-        command += ["--processes", str(args.processes), "--through", args.through]
+        command += ["--processes", str(args.processes)]
     started = time.perf_counter()
     report = run_subprocess(command, args.timeout + 60)
     report["wall_seconds_with_startup"] = round(time.perf_counter() - started, 2)
@@ -757,12 +689,6 @@ def main() -> None:
         "--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), metavar="NAME"
     )
     parser.add_argument("--baselines-python", default=str(BASELINES_PYTHON))
-    parser.add_argument(
-        "--through",
-        choices=("auto", "algorithm", "core"),
-        default="auto",
-        help="provnet via node.algorithms.psi, the ecdh_psi core, or the first that exists",
-    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     # Internal: one contender in this process, on the sets in --a and --b.
     parser.add_argument("--one", choices=(*PROVNET, FAST, *PLAINTEXT), help=argparse.SUPPRESS)
@@ -773,7 +699,7 @@ def main() -> None:
     if args.one:
         paths = (args.a, args.b)
         if args.one in PROVNET:
-            fig = one_provnet(PROVNET[args.one], paths, args.timeout, args.processes, args.through)
+            fig = one_provnet(PROVNET[args.one], paths, args.timeout, args.processes)
         elif args.one == FAST:
             fig = one_fast_mode(paths, args.timeout, Path(args.workdir))
         else:

@@ -856,3 +856,98 @@ def test_result_json_shape() -> None:
         "sum": None,
         "payload": None,
     }
+
+
+# ------------------------------------------------------------- streaming and helpers
+
+
+def test_identifier_items_tagged_and_untagged_follow_the_same_rules() -> None:
+    """One helper gives both engines their items: the tagged form the DH-PSI hashes and
+    the untagged normalised values psi_fast hands spu, deduplicated alike, in order of
+    first occurrence, against the plaintext normal forms."""
+    rng = random.Random(11)
+    raw = [phone_variant(rng, phone(rng.randrange(40))) for _ in range(120)]
+    raw += ["not a phone", "12"]
+    data, columns = requester_table(raw)
+    p = params()
+    tagged, invalid = psi.identifier_items(p, data, columns, "id", "requester")
+    plain, invalid_too = psi.identifier_items(p, data, columns, "id", "requester", tagged=False)
+    expected = list(dict.fromkeys(v for v in (norm("phone", s) for s in raw) if v is not None))
+    tag = identifiers.identifier_tag("phone")
+    assert plain == [v.encode() for v in expected]
+    assert tagged == [tag + v.encode() for v in expected]
+    assert invalid == invalid_too == sum(norm("phone", s) is None for s in raw) == 2
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 50, 3000])
+def test_distinct_values_keep_the_first_occurrence_order(size: int) -> None:
+    rng = random.Random(size)
+    values = [
+        None if rng.random() < 0.1 else f"v{rng.randrange(max(size // 3, 1))}" for _ in range(size)
+    ]
+    expected = list(dict.fromkeys(v for v in values if v is not None))
+    assert psi._distinct_values(pa.array(values, pa.string())).to_pylist() == expected
+
+
+def _non_canonical_at(step_prefix: str, index: int) -> Callable[[str, str, bytes], bytes]:
+    def tamper(peer: str, step: str, payload: bytes) -> bytes:
+        if step == f"{step_prefix}/{index}":
+            return b"\xff" * 32 + payload[32:]
+        return payload
+
+    return tamper
+
+
+@pytest.mark.parametrize("mode", ["intersection", "cardinality"])
+@pytest.mark.parametrize(("party", "step"), [(REQ, "psi/req/1"), ("r1", "psi/set")])
+def test_a_bad_element_deep_in_a_stream_stops_both_sides(
+    monkeypatch: pytest.MonkeyPatch, mode: str, party: str, step: str
+) -> None:
+    """Streams are sent while they are made, so a bad element found part-way (the third
+    chunk here) is past the header: the refusal must take the next chunk's place and
+    stop the peer with the reason, not leave it to time out."""
+    monkeypatch.setattr(psi, "STREAM_CHUNK_ITEMS", 4)
+    ids = [phone(n) for n in range(20)]
+    r = run(
+        params(mode),
+        requester_table(ids),
+        [responder_table(ids[5:])],
+        wrap=lambda name, ch: (
+            FaultyChannel(ch, tamper=_non_canonical_at(step, 2)) if name == party else ch
+        ),
+        timeout=5,
+    )
+    assert reasons(r) == {REQ: "PROTOCOL_ERROR", "r1": "PROTOCOL_ERROR"}
+    other = "r1" if party == REQ else REQ
+    refusals = [
+        name
+        for sender, _, name, payload in r.network.sent
+        if sender == other and payload.startswith(b'{"refused"')
+    ]
+    assert len(refusals) == 1
+    if mode == "intersection" or party == "r1":  # a stream that had begun: a chunk's place
+        assert refusals[0].rsplit("/", 1)[1].isdigit(), refusals
+
+
+def test_several_chunks_each_way_equal_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many small chunks (the shape of a 10^7 run) on a pool: every stream is produced
+    and consumed chunk by chunk, the result is the plaintext one."""
+    monkeypatch.setattr(psi, "STREAM_CHUNK_ITEMS", 7)
+    rng = random.Random(3)
+    req = [phone(n) for n in rng.sample(range(10**5), 90)]
+    res = req[:40] + [phone(n) for n in range(10**5, 10**5 + 55)]
+    x, ys, _ = oracle_sets("phone", req, [res])
+    with ecdh_psi.new_executor(2) as pool:
+        for mode in ("intersection", "cardinality"):
+            result = ok(
+                run(
+                    params(mode),
+                    requester_table(req),
+                    [responder_table(res)],
+                    executor=pool,
+                    processes=2,
+                )
+            )
+            assert result.cardinality == len(x & ys[0])
+            if mode == "intersection":
+                assert result.intersection == tuple(sorted(x & ys[0]))

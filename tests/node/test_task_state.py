@@ -156,6 +156,23 @@ def test_refusal_and_failure_carry_a_reason(states: TaskStateStore) -> None:
     assert rec.error.reason == "PEER_TIMEOUT" and len(rec.error.detail) == 4000
 
 
+def test_a_chain_ending_does_not_fail_a_task_twice(states: TaskStateStore) -> None:
+    """The runner reacting to TaskFailed on chain races the task's own worker failing it:
+    under ``unless_final`` the first failure stands, and an open task is still failed."""
+    states.create(T1, "provider", PARAMS)
+    states.fail(T1, "IDENTIFIER_FILTER", "the worker's own refusal")
+    rec = states.fail(T1, "CHAIN_TASKFAILED", "the chain ended the task", unless_final=True)
+    assert rec.phase == "failed" and rec.error == TaskError(
+        "IDENTIFIER_FILTER", "the worker's own refusal"
+    )
+    with pytest.raises(ValueError, match="cannot move from 'failed' to 'failed'"):
+        states.fail(T1, "CHAIN_TASKFAILED", "the chain ended the task")
+    states.create(T2, "provider", PARAMS)
+    rec = states.fail(T2, "CHAIN_TASKFAILED", "the chain ended the task", unless_final=True)
+    assert rec.phase == "failed" and rec.error is not None
+    assert rec.error.reason == "CHAIN_TASKFAILED"
+
+
 def test_errors_may_be_given_as_reason_text(states: TaskStateStore) -> None:
     for task in (T1, T2, T3):
         states.create(task, "provider")

@@ -73,12 +73,18 @@ def test_quick_benchmark_reports_every_field(
         assert "error" not in fig, fig
         assert fig["equals_plaintext"] is True
         assert fig["intersection_size"] == run["expected_intersection_size"]
-        assert fig["through"] in ("node.algorithms.psi", "ecdh_psi core")
+        assert fig["through"] == "node.algorithms.psi"
         assert fig["mode"] == bench.PROVNET[name]
         assert fig["bytes"] > 0 and fig["messages"] > 0
         assert sum(fig["bytes_by_step"].values()) == fig["bytes"]
         assert fig["seconds"] > 0 and fig["processes"] == 2
         assert fig["peak_rss_mb"] >= fig["peak_rss_mb_main"] >= fig["rss_at_start_mb"] > 0
+        assert fig["protocol_mb"] == pytest.approx(
+            fig["peak_rss_mb_main"] - fig["rss_at_start_mb"], abs=0.11
+        )
+        assert fig["protocol_bytes_per_item_per_side"] == pytest.approx(
+            fig["protocol_mb"] * 2**20 / (2 * n), abs=0.06 * 2**20 / (2 * n)
+        )
         assert len(fig["workers_memory"]["private_mb"]) == 2
     assert contenders["provnet-intersection"]["checked"] == "items"
     assert contenders["provnet-cardinality"]["checked"] == "size"
@@ -152,17 +158,31 @@ def test_a_wrong_result_is_flagged(
     assert contenders["duckdb"]["equals_plaintext"] is False
 
 
-def test_sets_overlap_and_wire_count() -> None:
+def test_sets_overlap_and_wire_count(tmp_path: Path) -> None:
     a, b = bench.make_sets(1000, 0.1)
     assert len(set(a)) == len(set(b)) == 1000 and len(set(a) & set(b)) == 100
     assert all(x.startswith(bench.TAG) for x in a + b)
     assert bench.untagged(a[:1]) == ["+8613800000000"]
-    net = InMemoryNetwork(["x", "y"])
-    net.channel("x").send("y", "psi/set/0", b"abc")
-    net.channel("x").send("y", "psi/set/1", b"de")
-    net.channel("y").send("x", "psi/count", b"f")
-    assert bench.wire(net) == {
-        "bytes": 6,
-        "bytes_by_step": {"psi/set/*": 5, "psi/count": 1},
-        "messages": 3,
-    }
+    # the provnet contenders read each file straight into the untagged Arrow column
+    paths = bench.write_sets(tmp_path, 1000, 0.1)
+    assert bench.read_column(str(paths[0])).to_pylist() == bench.untagged(a)
+    assert bench.read_column(str(paths[1])).to_pylist() == bench.untagged(b)
+    reports = []
+    # the metered network (sizes only, payloads freed) counts exactly as the plain one
+    for net in (InMemoryNetwork(["x", "y"]), bench.MeteredNetwork(["x", "y"])):
+        net.channel("x").send("y", "psi/set/0", b"abc")
+        net.channel("x").send("y", "psi/set/1", b"de")
+        net.channel("y").send("x", "psi/count", b"f")
+        assert net.channel("y").receive("x", "psi/set/1", 1.0) == b"de"
+        reports.append(bench.wire(net))
+    assert (
+        reports[0]
+        == reports[1]
+        == {
+            "bytes": 6,
+            "bytes_by_step": {"psi/set/*": 5, "psi/count": 1},
+            "messages": 3,
+        }
+    )
+    sizes: list[Any] = [entry[3] for entry in net.sent]
+    assert sizes == [3, 2, 1]  # the metered network kept sizes, not payloads

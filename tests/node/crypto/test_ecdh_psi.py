@@ -13,6 +13,7 @@ because every item costs ~0.2 ms of curve work.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 
 import pytest
@@ -304,3 +305,56 @@ def test_streamed_requester_side_equals_whole_set_functions() -> None:
         list(psi.iter_intersection([items_a[:2]], [[b"\x00" * 12]], peer))
     with pytest.raises(psi.InvalidDigestError, match="not a multiple"):
         psi.DigestSet().add_buffer(b"\x00" * 13)
+
+
+def test_buffer_streams_equal_the_plain_functions() -> None:
+    """The wire-form streams (one buffer per chunk, pieces of any size in) give exactly
+    what the list functions give, inline and on a pool, digests made in the workers."""
+    items = _tagged([f"b{i}" for i in range(260)])
+    a, b = psi.new_key(), psi.new_key()
+    x_a = psi.hash_and_blind(a, items)
+    expected = psi.reblind(b, x_a)
+    # pieces as they arrive off the wire: uneven, one empty, one of a single element
+    cuts = [0, 7, 7, 8, 100, 260]
+    pieces = [b"".join(x_a[i:j]) for i, j in itertools.pairwise(cuts)]
+    with psi.new_executor(2) as pool:
+        for processes, executor in ((1, None), (2, pool)):
+            blinded = psi.iter_blind_buffers(a, psi.chunked(items, 37), processes, executor)
+            assert b"".join(blinded) == b"".join(x_a)
+            again = psi.iter_reblind_buffers(b, pieces, processes, executor)
+            assert b"".join(again) == b"".join(expected)
+            digests = list(psi.iter_reblind_buffers(b, pieces, processes, executor, digest=True))
+            assert b"".join(digests) == psi.digest_buffer(expected)
+            assert all(len(d) % psi.DIGEST_BYTES == 0 for d in digests)
+        broken = [pieces[3], pieces[4][:64] + bytes(32) + pieces[4][96:]]
+        with pytest.raises(psi.InvalidPeerElementError, match="element 94 is the identity"):
+            list(psi.iter_reblind_buffers(b, broken, 2, pool))
+    with pytest.raises(psi.InvalidPeerElementError, match="elements from 1 on: 33 bytes"):
+        list(psi.iter_reblind_buffers(b, [x_a[0], x_a[1] + b"\x00"]))
+    with pytest.raises(psi.InvalidKeyError):
+        psi.iter_reblind_buffers(bytes(32), pieces)
+    assert list(psi.iter_blind_buffers(a, [])) == []
+
+
+def test_digest_set_lookups_in_chunks_equal_set_operations() -> None:
+    """``hits`` and ``count_distinct_chunks`` against a plaintext set of digests; the set
+    is built from many parts (frozen into one sorted array) and compared chunk by chunk."""
+    rng = random.Random(9)
+    universe = [rng.randbytes(psi.DIGEST_BYTES) for _ in range(600)]
+    peer_values = rng.sample(universe, 250)
+    peer = psi.DigestSet()
+    for i in range(0, len(peer_values), 13):
+        peer.add_buffer(b"".join(peer_values[i : i + 13]))
+    probe = [rng.choice(universe) for _ in range(400)]  # with repeats
+    chunks = [b"".join(probe[i : i + 64]) for i in range(0, len(probe), 64)]
+    members = set(peer_values)
+    hits = [bool(h) for c in chunks for h in peer.hits(c)]
+    assert hits == [p in members for p in probe]
+    assert peer.count_distinct_chunks(chunks) == len(set(probe) & members)
+    assert peer.count_distinct_chunks([]) == 0
+    assert peer.count_distinct(b"".join(chunks)) == len(set(probe) & members)
+    assert len(peer) == len(members)
+    with pytest.raises(psi.InvalidDigestError):
+        peer.hits(b"\x00" * (psi.DIGEST_BYTES + 1))
+    empty = psi.DigestSet()
+    assert not empty.hits(b"".join(probe[:3])).any() and len(empty) == 0
