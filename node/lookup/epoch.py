@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ledger.canonical import digest_json
 from node.crypto import oprf, threshold_oprf
@@ -51,6 +52,7 @@ from node.crypto.threshold_oprf import (
 __all__ = [
     "KEYS_VERSION",
     "MAX_BATCH",
+    "PARALLEL_MIN_ELEMENTS",
     "DkgComplaintError",
     "DkgError",
     "EpochDescriptor",
@@ -63,17 +65,24 @@ __all__ = [
     "MixedBatch",
     "MixedBatchError",
     "OnDropped",
+    "Pending",
     "StaleEpochError",
     "TooFewHoldersError",
+    "blind_all",
     "commitments_digest",
     "evaluate_obliviously",
     "keys_from_dealings",
     "run_dkg",
+    "unblind_verified",
     "verified_answers",
 ]
 
 KEYS_VERSION = 1
 MAX_BATCH = 0x10000  # elements per evaluation round: RFC 9497's batch index is two bytes
+PARALLEL_MIN_ELEMENTS = 128
+"""Rounds smaller than this run inline even with an executor: below it, handing work to a
+worker (a pickled batch to another process) costs more than the work saves."""
+PART_ELEMENTS = 256  # elements per executor task when blinding, combining and finalizing
 _MAX_SAFE_INT = 2**53 - 1  # canonical JSON integers, as union epochs
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
@@ -482,17 +491,100 @@ def _positions(
         ) from None
 
 
+_T = TypeVar("_T")
+
+
+class Pending(Generic[_T]):
+    """Work split into parts, some perhaps still running in an executor.
+
+    :meth:`result` waits for every part and joins their lists in order, so the caller
+    sees one list whatever the split; it re-raises a part's exception. Without an
+    executor every part is already done when this is made.
+    """
+
+    def __init__(self, parts: Sequence[Future[list[_T]]]) -> None:
+        self._parts = list(parts)
+
+    def result(self) -> list[_T]:
+        joined: list[_T] = []
+        for part in self._parts:
+            joined.extend(part.result())
+        return joined
+
+    def cancel(self) -> None:
+        """Cancel the parts not started yet (a screen closed early)."""
+        for part in self._parts:
+            part.cancel()
+
+
+def _done(value: list[_T]) -> Future[list[_T]]:
+    future: Future[list[_T]] = Future()
+    future.set_result(value)
+    return future
+
+
+def _pool(executor: Executor | None, elements: int) -> Executor | None:
+    """``executor`` if a round of ``elements`` is worth handing to it, else None."""
+    return executor if elements >= PARALLEL_MIN_ELEMENTS else None
+
+
+def _split(count: int) -> list[slice]:
+    """Even slices of at most :data:`PART_ELEMENTS`, one executor task each."""
+    parts = max(1, -(-count // PART_ELEMENTS))
+    step = max(1, -(-count // parts))
+    return [slice(start, min(start + step, count)) for start in range(0, count, step)]
+
+
+def _blind_part(inputs: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
+    """``(blind, blinded element)`` per input: a module-level function, so a process
+    pool can run it (its arguments and result pickle as bytes)."""
+    return [oprf.blind(x) for x in inputs]
+
+
+def blind_all(
+    inputs: Sequence[bytes], executor: Executor | None = None
+) -> Pending[tuple[bytes, bytes]]:
+    """A fresh blind per input, in parts on ``executor`` when the round is large enough.
+
+    Returns at once with an executor, so a screen can blind its next chunk while the
+    holders evaluate the current one.
+    """
+    xs = list(inputs)
+    pool = _pool(executor, len(xs))
+    if pool is None:
+        return Pending([_done(_blind_part(xs))])
+    return Pending([pool.submit(_blind_part, xs[part]) for part in _split(len(xs))])
+
+
+def _check_evaluation(
+    public: bytes, batch: Sequence[bytes], evaluation: ShareEvaluation
+) -> str | None:
+    """Why ``evaluation``'s proof fails, or None if it verifies.
+
+    A string rather than the exception, because ``ShareVerifyError`` does not survive
+    the pickling a process pool puts it through.
+    """
+    try:
+        threshold_oprf.verify_share_evaluation(public, batch, evaluation)
+    except OprfError as exc:
+        return str(exc)
+    return None
+
+
 def verified_answers(
     keys: EpochKeys,
     blinded: Sequence[bytes],
     answer: EvaluationAnswer,
     on_dropped: OnDropped | None = None,
+    executor: Executor | None = None,
 ) -> tuple[list[ShareEvaluation], dict[int, str]]:
     """Check every holder's proof against its anchored public share; drop and name failures.
 
     Returns the verified evaluations restricted to ``blinded`` (in its order) and the
     dropped holders with their reasons. A holder answering twice counts once (the first
-    answer); one not in the epoch's keys is dropped.
+    answer); one not in the epoch's keys is dropped. With an ``executor`` the holders'
+    proofs (two scalar multiplications per element each) are verified concurrently, one
+    task per holder; what is kept, dropped and reported is the same either way.
     """
     if isinstance(answer, MixedBatch):
         batch = list(answer.blinded_elements)
@@ -502,8 +594,7 @@ def verified_answers(
         batch = list(blinded)
         evaluations = list(answer)
         positions = list(range(len(blinded)))
-    valid: list[ShareEvaluation] = []
-    dropped: dict[int, str] = {}
+    candidates: list[tuple[int, ShareEvaluation, bytes | None]] = []
     seen: set[int] = set()
     for evaluation in evaluations:
         index = getattr(evaluation, "index", None)
@@ -512,14 +603,29 @@ def verified_answers(
         if index in seen:
             continue
         seen.add(index)
-        public = keys.public_shares.get(index)
-        if public is None:
-            dropped[index] = "not a key holder of this epoch"
-            continue
-        try:
-            threshold_oprf.verify_share_evaluation(public, batch, evaluation)
-        except OprfError as exc:
-            dropped[index] = str(exc)
+        candidates.append((index, evaluation, keys.public_shares.get(index)))
+    checks: list[Future[str | None] | str | None]
+    pool = _pool(executor, len(batch)) if len(candidates) > 1 else None
+    if pool is not None:
+        checks = [
+            "not a key holder of this epoch"
+            if public is None
+            else pool.submit(_check_evaluation, public, batch, evaluation)
+            for _, evaluation, public in candidates
+        ]
+    else:
+        checks = [
+            "not a key holder of this epoch"
+            if public is None
+            else _check_evaluation(public, batch, evaluation)
+            for _, evaluation, public in candidates
+        ]
+    valid: list[ShareEvaluation] = []
+    dropped: dict[int, str] = {}
+    for (index, evaluation, _), check in zip(candidates, checks, strict=True):
+        why = check.result() if isinstance(check, Future) else check
+        if why is not None:
+            dropped[index] = why
             continue
         mine = [evaluation.evaluated_elements[p] for p in positions]
         valid.append(ShareEvaluation(index, mine, evaluation.proof))
@@ -529,11 +635,53 @@ def verified_answers(
     return valid, dropped
 
 
+def _combine_finalize(
+    chosen: Sequence[ShareEvaluation], t: int, inputs: Sequence[bytes], blinds: Sequence[bytes]
+) -> list[bytes]:
+    """Combine ``t`` verified answers (already cut to this part) and finalize each input."""
+    combined = threshold_oprf.combine(chosen, t)
+    return [oprf.finalize(x, r, e) for x, r, e in zip(inputs, blinds, combined, strict=True)]
+
+
+def unblind_verified(
+    keys: EpochKeys,
+    inputs: Sequence[bytes],
+    blinds: Sequence[bytes],
+    blinded: Sequence[bytes],
+    answer: EvaluationAnswer,
+    on_dropped: OnDropped | None = None,
+    executor: Executor | None = None,
+) -> Pending[bytes]:
+    """The second half of :func:`evaluate_obliviously`, once the holders have answered.
+
+    Verifies the answers (:func:`verified_answers`; :class:`TooFewHoldersError` is
+    raised here, before anything is combined), then combines and finalizes, in parts
+    on ``executor`` when given: combining is per element, so cutting every holder's
+    answer at the same positions gives the same outputs as one combination. Returns at
+    once with an executor (a screen finalizes one chunk while the next is evaluated).
+    """
+    valid, dropped = verified_answers(keys, blinded, answer, on_dropped, executor)
+    if len(valid) < keys.t:
+        raise TooFewHoldersError(keys.t, sorted(e.index for e in valid), dropped)
+    # combine() uses the t smallest indices: choose them here so parts carry no more.
+    chosen = sorted(valid, key=lambda e: e.index)[: keys.t]
+    xs, rs = list(inputs), list(blinds)
+    pool = _pool(executor, len(xs))
+    if pool is None:
+        return Pending([_done(_combine_finalize(chosen, keys.t, xs, rs))])
+    parts = []
+    for part in _split(len(xs)):
+        cut = [ShareEvaluation(e.index, e.evaluated_elements[part], e.proof) for e in chosen]
+        parts.append(pool.submit(_combine_finalize, cut, keys.t, xs[part], rs[part]))
+    return Pending(parts)
+
+
 def evaluate_obliviously(
     keys: EpochKeys,
     inputs: Sequence[bytes],
     evaluate: Evaluate,
     on_dropped: OnDropped | None = None,
+    executor: Executor | None = None,
 ) -> list[bytes]:
     """``F(k, x)`` for every input, with holders seeing only blinded elements.
 
@@ -541,18 +689,16 @@ def evaluate_obliviously(
     :class:`TooFewHoldersError` if fewer than ``t`` holders' proofs verify (after
     naming the dropped ones through ``on_dropped``); whatever ``evaluate`` raises (e.g.
     :class:`StaleEpochError` from a holder) propagates. Returns 64-byte RFC 9497 outputs.
+
+    ``executor`` (a thread or process pool the caller owns) spreads the querier's own
+    work — blinding, verifying the holders' proofs, combining, finalizing — over its
+    workers for rounds of at least :data:`PARALLEL_MIN_ELEMENTS`; the outputs are the
+    same bytes (they do not depend on the blinds).
     """
     if not inputs:
         return []
-    blinds: list[bytes] = []
-    blinded: list[bytes] = []
-    for x in inputs:
-        r, b = oprf.blind(x)
-        blinds.append(r)
-        blinded.append(b)
+    pairs = blind_all(inputs, executor).result()
+    blinds = [r for r, _ in pairs]
+    blinded = [b for _, b in pairs]
     answer = evaluate(keys.epoch, list(blinded))
-    valid, dropped = verified_answers(keys, blinded, answer, on_dropped)
-    if len(valid) < keys.t:
-        raise TooFewHoldersError(keys.t, sorted(e.index for e in valid), dropped)
-    combined = threshold_oprf.combine(valid, keys.t)
-    return [oprf.finalize(x, r, e) for x, r, e in zip(inputs, blinds, combined, strict=True)]
+    return unblind_verified(keys, inputs, blinds, blinded, answer, on_dropped, executor).result()

@@ -36,29 +36,50 @@ measures, so its peak memory (``VmHWM``) is its own:
   would run).
 
 Separately, per provider count, **bulk screening** (``Querier.screen`` in chunks of
-1,000 through the same relay, with a progress callback) of ``--screen-rows`` rows
-against a union of ``--screen-union`` entries, stopped after ``--screen-budget``
-seconds when it would run longer; the rate and the time for all rows (extrapolated
-if stopped, and labelled so) are reported.
+``--screen-chunk`` rows through the same relay, with a progress callback) of
+``--screen-rows`` rows against a union of ``--screen-union`` entries, once per
+``--screen-modes`` mode on the same book and union: ``sequential`` (no executor: the
+code before the querier's screening was parallelised), ``threads`` and ``processes``
+(``Querier.screen(executor=...)`` with a thread or a forkserver process pool of one
+worker per usable core: the querier's blinding, proof verification, combining and
+finalizing spread over the workers, chunks pipelined). Each mode stops after
+``--screen-budget`` seconds when it would run longer; the rate, its speed-up over the
+sequential mode, and the time for all rows (extrapolated if stopped, and labelled so)
+are reported.
 
 The single RFC 9497 operations (blind, blind-evaluate, finalize, a holder's evaluation
 with its DLEQ proof and its verification, for one element and per element of a batch
 of 1,000) are timed in the same run and give a per-query cost model to read the
 latencies against. Targets from issue 15 are reported, never asserted. The load
-average at start and end shows a busy machine.
+average at start and end (and per subprocess) shows a busy machine.
 
-Transport: ``in-process`` (the gRPC transport, ``node/lookup/rpc.py``, does not exist
-yet; the report carries a TODO).
+**Transport.** ``--transport in-process`` (default) measures as above. ``--transport
+grpc`` measures the queries and the screening a second time, on the same union and the
+same identifiers, with the roles as nodes: ``n`` provider nodes (``rpc.HolderState``
+given the epoch's shares), the relay node (``rpc.RelayState`` serving the built union,
+``rpc.RelayForwarder`` asking the first ``t`` holders) and one querying bank's node,
+each a ``PeerServer`` with the ``rpc.LookupService`` on 127.0.0.1 and a TLS identity of
+its own registered on an embedded eth-tester chain carrying the project's contracts
+(``ChainTrust`` authenticates every call and pins every certificate, as in
+``tests/node/lookup/test_rpc.py``). The querier downloads the union with ``GetEpoch``
+and fetches buckets with ``GetBucket``; its evaluation hop is ``rpc.querier_evaluate``
+(``Submit`` then ``Collect``). All of it runs in the case's one process (separate
+processes would each need their own view of one chain, i.e. anvil; the eth-tester chain
+lives in one process), so holders, relay and querier share the two cores and the GIL
+as threads. The in-process figures stay in ``queries``, the gRPC ones are in
+``queries_grpc`` beside them.
 
     .venv/bin/python -m scripts.bench.lookup [--sizes 100000 1000000] [--providers 3 10]
-        [--sample 2000] [--queries 200] [--batch 1000] [--screen-rows 1000000]
-        [--screen-budget 120] [--quick]
+        [--transport in-process|grpc] [--sample 2000] [--queries 200] [--batch 1000]
+        [--screen-rows 1000000] [--screen-budget 60] [--screen-modes sequential threads
+        processes] [--no-screen] [--jobs 1] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import resource
@@ -66,8 +87,11 @@ import secrets
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,12 +99,21 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from ledger.chain import Chain
+from ledger.clients import Clients
+from ledger.deploy import GenesisMember, Governance, deploy
+from ledger.ids import name_id
+from ledger.keys import new_account
+from ledger.roles import Role
+from ledger.transactions import Sender
 from node.crypto import oprf, threshold_oprf
-from node.crypto.threshold_oprf import KeyShare
+from node.crypto.threshold_oprf import KeyShare, ShareEvaluation
+from node.identity import TlsIdentity, new_tls_identity
 from node.lookup import inputs
 from node.lookup.epoch import (
     EpochDescriptor,
     EpochKeys,
+    Evaluate,
     EvaluationAnswer,
     run_dkg,
 )
@@ -95,6 +128,18 @@ from node.lookup.querier import (
     UnionDownload,
 )
 from node.lookup.relay import Relay, RelayPolicy
+from node.lookup.rpc import (
+    HolderState,
+    ListRoster,
+    LookupClient,
+    LookupService,
+    Published,
+    RelayForwarder,
+    RelayState,
+    bucket_fetcher,
+    org_label,
+    querier_evaluate,
+)
 from node.lookup.union import (
     TABLE_ENTRY_BYTES,
     Contribution,
@@ -106,6 +151,8 @@ from node.lookup.union import (
     build_union,
     open_labels,
 )
+from node.peer.server import PeerServer
+from node.peer.trust import ChainTrust
 from scripts.bench.latency import summary_ms
 from scripts.bench.machine import machine
 from scripts.bench.psi import run_subprocess
@@ -120,6 +167,8 @@ QUICK: dict[str, Any] = {
     "screen_rows": 300,
     "screen_union": 2000,
     "screen_budget": 60.0,
+    "screen_chunk": 128,  # three rounds: the pipelined screen overlaps them
+    "screen_modes": ["sequential", "threads"],  # a process pool's start-up would double it
     "ops_rounds": 3,
 }
 EXTRAPOLATE_TO = 10_000_000
@@ -135,11 +184,20 @@ TARGETS = {
     "p50_ms_at_1e7_entries_10_providers": 50.0,
     "screen_1e6_seconds": 600.0,
 }
-TRANSPORT = "in-process"
-TRANSPORT_TODO = (
-    "node/lookup/rpc.py (gRPC) did not exist when this bench was written; add a "
-    "--transport grpc variant over 127.0.0.1 once it does"
-)
+TRANSPORTS = ("in-process", "grpc")
+SCREEN_MODES = ("sequential", "threads", "processes")
+CHAIN_FUNDING = 10**20
+HOP_NOTES = {
+    "in-process": (
+        "relay: Relay.submit/due/deliver in this process (the meter's SQLite write); "
+        "holders: the t KeyHolders one after another in this thread"
+    ),
+    "grpc": (
+        "relay: the querier's whole Submit/Collect round trip over gRPC and mutual TLS, "
+        "the relay's forwarding to the holders and their answers included; holders: "
+        "the sum over the t holders' servicer time (they answer in parallel)"
+    ),
+}
 # Forward every submission at once: the latency floor. The deployed relay mixes (64
 # elements from 2 organisations, or 2 s), which adds up to max_delay to a lone query.
 IMMEDIATE = RelayPolicy(min_batch=1, min_queriers=1, max_delay=2.0, max_batch=1024, max_ticket=1024)
@@ -197,6 +255,7 @@ def listing_of(j: int, provider: int) -> tuple[frozenset[str], int]:
 @dataclass
 class Epoch:
     keys: EpochKeys
+    shares: list[KeyShare]
     holders: list[KeyHolder]
     union: Union
     plain: Plain
@@ -334,7 +393,7 @@ def make_epoch(size: int, providers: int, sample: int, rng: random.Random) -> Ep
             "mean_bucket_bytes": round(sum(map(len, union.buckets)) / union.bucket_count),
         },
     }
-    return Epoch(keys, holders, union, Plain(plain), listed, figures)
+    return Epoch(keys, shares, holders, union, Plain(plain), listed, figures)
 
 
 # --- the querier through the relay ----------------------------------------------------
@@ -382,6 +441,188 @@ def open_querier(epoch: Epoch, workdir: Path, quota: int) -> tuple[Querier, Mete
     return querier, meter, hop
 
 
+# --- the gRPC transport: the same roles as nodes over mutual TLS on 127.0.0.1 ----------
+
+
+class TimedHolderRole:
+    """A key holder's ``HolderRole`` that times its own evaluations (the servicer's
+    thread), so the holders' share of a gRPC round trip can be told from the wire's."""
+
+    def __init__(self, state: HolderState) -> None:
+        self.state = state
+        self.seconds = 0.0
+        self._lock = threading.Lock()
+
+    def receive_dealing(
+        self, list_name: str, epoch: int, dealer: int, commitments: Sequence[bytes], share: bytes
+    ) -> bool:
+        return self.state.receive_dealing(list_name, epoch, dealer, commitments, share)
+
+    def evaluate(self, list_name: str, epoch: int, blinded: Sequence[bytes]) -> ShareEvaluation:
+        started = time.perf_counter()
+        try:
+            return self.state.evaluate(list_name, epoch, blinded)
+        finally:
+            with self._lock:
+                self.seconds += time.perf_counter() - started
+
+
+class GrpcHop:
+    """The querier's ``evaluate`` over gRPC (``rpc.querier_evaluate``: Submit to the relay
+    node, Collect the answer), timing the whole round trip; holders timed on their side."""
+
+    def __init__(self, evaluate: Evaluate, holders: Sequence[TimedHolderRole]) -> None:
+        self._evaluate = evaluate
+        self.holders = list(holders)
+        self.relay_seconds = 0.0  # the whole round trip, holders included
+        self._holder_mark = 0.0
+
+    @property
+    def holder_seconds(self) -> float:
+        return sum(h.seconds for h in self.holders) - self._holder_mark
+
+    @holder_seconds.setter
+    def holder_seconds(self, value: float) -> None:
+        self._holder_mark = sum(h.seconds for h in self.holders) - value
+
+    def __call__(self, epoch: int, blinded: list[bytes]) -> EvaluationAnswer:
+        started = time.perf_counter()
+        try:
+            return self._evaluate(epoch, blinded)
+        finally:
+            self.relay_seconds += time.perf_counter() - started
+
+
+@dataclass
+class GrpcNodes:
+    """The nodes of one gRPC bench case, all in this process: ``n`` provider nodes
+    (``HolderState`` with the epoch's shares), the relay node (``RelayState`` serving the
+    built union, ``RelayForwarder``) and one querying bank's node, each its own
+    ``PeerServer`` on 127.0.0.1 with its own TLS identity registered on the chain."""
+
+    querier: Querier
+    hop: GrpcHop
+    meter: Meter
+    setup: dict[str, Any]
+
+
+def bench_chain() -> tuple[Clients, bytes]:
+    """An embedded (eth-tester) chain with the project's contracts and one organisation
+    whose admin registers every bench node: the lightest chain ``ChainTrust`` reads."""
+    chain = Chain.start_embedded()
+    deployer, admin = new_account(), new_account()
+    for account in (deployer, admin):
+        chain.fund(account.address, CHAIN_FUNDING)
+    member = GenesisMember(
+        name_id("org", "bench"), "bench", int(Role.PROVIDER | Role.CONSUMER), admin.address
+    )
+    deployment = deploy(chain, Sender(chain, deployer), Governance.dev(50), [member])
+    return Clients.bind(chain, deployment, Sender(chain, admin)), member.org_id
+
+
+def open_grpc(epoch: Epoch, workdir: Path, quota: int, stack: ExitStack) -> GrpcNodes:
+    """Stand the roles up as nodes over mutual TLS, as ``tests/node/lookup/test_rpc.py``
+    does, with the bench's keys and union handed over by ``restore`` (no DKG or
+    publication over the wire: those are not what is measured). The relay forwards to
+    the first ``t`` holders, as the in-process hop asks them."""
+    started = time.perf_counter()
+    clients, org_id = bench_chain()
+    chain_seconds = time.perf_counter() - started
+    workdir.mkdir(parents=True, exist_ok=True)
+    n, t = epoch.keys.n, epoch.keys.t
+    accounts = {name: new_account() for name in [*(f"p{i}" for i in range(1, n + 1)), "relay", "q"]}
+    providers = tuple(accounts[f"p{i}"].address for i in range(1, n + 1))
+    roster = ListRoster(LIST, t, providers, accounts["relay"].address, quorum=n)
+    rosters = {LIST: roster}
+    meter = Meter(f"sqlite:///{workdir / 'relay.db'}", MeterPolicy(block_size=1_000))
+    stack.callback(meter.close)
+    org = org_label(org_id)
+    meter.add_blocks(org, PURPOSE, GRANT, quota // 1_000 + 1, reference=bytes(32))
+    # One chain view for every node of this process: it holds public chain data only.
+    trust = ChainTrust(clients.consortium, poll_interval=30.0, fetch_timeout=2.0)
+    holders: dict[str, TimedHolderRole] = {}
+    identities: dict[str, TlsIdentity] = {}
+    relay_state = RelayState(
+        accounts["relay"].address, rosters, lambda _list, e: Relay(meter, IMMEDIATE, epoch=e)
+    )
+    for name, account in accounts.items():
+        identity = new_tls_identity(f"bench-{name}")
+        holder = None
+        if name.startswith("p"):
+            state = HolderState(account.address, rosters)
+            share = epoch.shares[int(name[1:]) - 1]
+            state.restore(LIST, share, epoch.keys)
+            holder = holders[name] = TimedHolderRole(state)
+        service = LookupService(
+            account.address,
+            trust,
+            rosters,
+            holder=holder,
+            relay=relay_state if name == "relay" else None,
+        )
+        server = PeerServer(identity, account.address, trust, extra_services=[service.add_to])
+        server.start()
+        stack.callback(server.stop, 0)
+        clients.consortium.register_node(
+            account.address, f"127.0.0.1:{server.port}", identity.cert_sha256
+        )
+        identities[name] = identity
+    published = Published(
+        epoch.keys, EpochDescriptor(EPOCH, epoch.keys.digest, epoch.union.digest), epoch.union
+    )
+    relay_state.restore(LIST, published)
+    trust.start()
+    stack.callback(trust.stop)
+
+    def client(caller: str, callee: str) -> LookupClient:
+        made = LookupClient(trust, identities[caller], accounts[callee].address, timeout=60.0)
+        stack.callback(made.close)
+        return made
+
+    forwarder = RelayForwarder(
+        relay_state, {accounts[f"p{i}"].address: client("relay", f"p{i}") for i in range(1, t + 1)}
+    )
+    forwarder.start()
+    stack.callback(forwarder.stop)
+    relay = client("q", "relay")
+    nodes_seconds = time.perf_counter() - started - chain_seconds
+    downloading = time.perf_counter()
+    download = relay.get_epoch(LIST, expected_digest=published.descriptor.digest)
+    download_seconds = time.perf_counter() - downloading
+    hop = GrpcHop(
+        querier_evaluate(relay, LIST, PURPOSE, GRANT, poll=5.0, timeout=600.0),
+        [holders[f"p{i}"] for i in range(1, t + 1)],
+    )
+    querier = Querier(
+        download.keys,
+        download.union,
+        bucket_fetcher(relay, LIST, download.descriptor.epoch),
+        hop,
+        anchor=download.descriptor,
+    )
+    return GrpcNodes(
+        querier,
+        hop,
+        meter,
+        {
+            "chain": "eth-tester (embedded py-evm) with the project's contracts; ChainTrust "
+            "polls it every 30 s",
+            "where": (
+                f"one process: {n} provider nodes, the relay node and the querier node, each "
+                "a PeerServer (gRPC, mutual TLS, own identity registered on chain) on "
+                "127.0.0.1; the querier's calls and the relay's forwarder are gRPC clients "
+                "pinning the chain-registered certificates"
+            ),
+            "holders_asked": t,
+            "chain_deploy_seconds": round(chain_seconds, 2),
+            "nodes_start_seconds": round(nodes_seconds, 2),
+            "union_download_seconds": round(download_seconds, 3),
+            "union_download_bytes": len(download.union.table_bytes)
+            + 32 * len(download.union.bucket_digests),
+        },
+    )
+
+
 def same(answer: MembershipAnswer, expected: tuple[bool, int, tuple[Listing, ...]]) -> bool:
     return (answer.listed, answer.multiplicity, answer.listings) == expected
 
@@ -420,7 +661,12 @@ def bucket_cost(union: Union, rng: random.Random, rounds: int = 30) -> dict[str,
 
 
 def measure_queries(
-    epoch: Epoch, querier: Querier, hop: RelayHop, rng: random.Random, queries: int, batch: int
+    epoch: Epoch,
+    querier: Querier,
+    hop: RelayHop | GrpcHop,
+    rng: random.Random,
+    queries: int,
+    batch: int,
 ) -> dict[str, Any]:
     singles = query_mix(rng, epoch.listed, queries)
     hop.relay_seconds = hop.holder_seconds = 0.0
@@ -517,23 +763,44 @@ def plaintext_baselines(plain: Plain, asked: list[str]) -> dict[str, Any]:
 # --- one case, one screening run (each in its own subprocess) --------------------------
 
 
+def transports_of(args: argparse.Namespace) -> list[str]:
+    """``--transport grpc`` measures over gRPC *and* in-process, the baseline beside it."""
+    return ["in-process", "grpc"] if args.transport == "grpc" else ["in-process"]
+
+
 def one_case(size: int, providers: int, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed + size + providers)
     rss_start = current_rss_mb()
     started = time.perf_counter()
     epoch = make_epoch(size, providers, args.sample, rng)
+    quota = args.queries + args.batch
+    measured: dict[str, dict[str, Any]] = {}
+    setup: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="lookup-bench-") as workdir:
-        querier, meter, hop = open_querier(epoch, Path(workdir), args.queries + args.batch)
-        try:
-            q = measure_queries(epoch, querier, hop, rng, args.queries, args.batch)
-        finally:
-            meter.close()
-    asked = q.pop("_phones")
+        for transport in transports_of(args):
+            # The same identifiers asked over every transport.
+            asking = random.Random(args.seed * 7 + size + providers)
+            with ExitStack() as stack:
+                hop: RelayHop | GrpcHop
+                if transport == "grpc":
+                    nodes = open_grpc(epoch, Path(workdir) / "grpc", quota, stack)
+                    querier, hop = nodes.querier, nodes.hop
+                    setup = nodes.setup
+                else:
+                    querier, meter, hop = open_querier(epoch, Path(workdir), quota)
+                    stack.callback(meter.close)
+                q = measure_queries(epoch, querier, hop, asking, args.queries, args.batch)
+            q["hop_note"] = HOP_NOTES[transport]
+            measured[transport] = q
+    asked = measured["in-process"].pop("_phones")
+    for q in measured.values():
+        q.pop("_phones", None)
     base = plaintext_baselines(epoch.plain, asked)
-    hits_ok = (
-        base["python_dict"]["hits"] == q["hits_expected_plaintext"] and base["baselines_agree"]
+    hits_ok = all(
+        base["python_dict"]["hits"] == q["hits_expected_plaintext"] for q in measured.values()
     )
-    return {
+    q = measured["in-process"]
+    report = {
         "entries": size,
         "providers": providers,
         "t": epoch.keys.t,
@@ -541,7 +808,11 @@ def one_case(size: int, providers: int, args: argparse.Namespace) -> dict[str, A
         "queries": q,
         "bucket": bucket_cost(epoch.union, rng),
         "plaintext": base,
-        "equals_plaintext": bool(q["equals_plaintext"] and hits_ok),
+        "equals_plaintext": bool(
+            all(m["equals_plaintext"] for m in measured.values())
+            and hits_ok
+            and base["baselines_agree"]
+        ),
         "p50_over_dict_lookup": round(
             q["single"]["p50_ms"] * 1e3 / max(base["python_dict"]["us_per_lookup"], 1e-3), 1
         ),
@@ -549,6 +820,18 @@ def one_case(size: int, providers: int, args: argparse.Namespace) -> dict[str, A
         "peak_rss_mb": peak_rss_mb(),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if "grpc" in measured:
+        g = measured["grpc"]
+        report["queries_grpc"] = g
+        report["grpc_setup"] = setup
+        report["grpc_over_in_process"] = {
+            "single_p50": round(g["single"]["p50_ms"] / max(q["single"]["p50_ms"], 1e-6), 2),
+            "single_p99": round(g["single"]["p99_ms"] / max(q["single"]["p99_ms"], 1e-6), 2),
+            "batch_queries_per_second": round(
+                g["batch"]["queries_per_second"] / max(q["batch"]["queries_per_second"], 1e-6), 2
+            ),
+        }
+    return report
 
 
 def screen_rows(rng: random.Random, listed: list[str], rows: int) -> tuple[list[str], int]:
@@ -559,60 +842,93 @@ def screen_rows(rng: random.Random, listed: list[str], rows: int) -> tuple[list[
     return book, len(hits)
 
 
-def one_screen(providers: int, args: argparse.Namespace) -> dict[str, Any]:
-    rng = random.Random(args.seed + providers)
-    epoch = make_epoch(args.screen_union, providers, args.sample, rng)
-    book, _ = screen_rows(rng, epoch.listed, args.screen_rows)
-    progress: list[tuple[float, ScreenProgress]] = []
-    with tempfile.TemporaryDirectory(prefix="lookup-screen-") as workdir:
-        querier, meter, _ = open_querier(epoch, Path(workdir), args.screen_rows)
-        started = time.perf_counter()
+def workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-        def report(state: ScreenProgress) -> None:
-            progress.append((time.perf_counter() - started, state))
-            print(
-                f"\rscreened {state.rows}/{len(book)} rows, {state.listed} listed",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
 
-        items: Iterator[ScreenItem] = ((KIND, p) for p in book)
-        done = 0
-        found = 0
-        wrong = 0
-        stopped = False
+def make_executor(mode: str) -> Executor | None:
+    """The pool ``Querier.screen`` spreads its crypto over: none (sequential), threads
+    (libsodium's scalar multiplications run without the GIL through rbcl's ctypes
+    calls; the hashing around them does not), or processes (forkserver: this process
+    may hold gRPC threads, which a fork would copy in an unknown state)."""
+    if mode == "sequential":
+        return None
+    if mode == "threads":
+        return ThreadPoolExecutor(workers(), thread_name_prefix="screen")
+    pool = ProcessPoolExecutor(workers(), mp_context=multiprocessing.get_context("forkserver"))
+    for done in [pool.submit(oprf.random_scalar) for _ in range(2 * workers())]:
+        done.result()  # start the workers before the clock does
+    return pool
+
+
+def worker_cpu_seconds(executor: Executor | None) -> float:
+    """CPU seconds (user + system) used so far by a process pool's workers, from
+    ``/proc`` (0 for no pool or a thread pool, whose CPU is this process's). The pool's
+    worker table is private to ``concurrent.futures``; a bench may read it."""
+    processes = getattr(executor, "_processes", None) or {}
+    total = 0.0
+    for pid in list(processes):
         try:
-            for result in querier.screen(
-                items, list_name=LIST, chunk_size=SCREEN_CHUNK, progress=report
-            ):
-                phone = book[result.position]
-                expected = x_of(phone) in epoch.plain.listings
-                got = result.answer is not None and result.answer.listed
-                wrong += got != expected
-                found += got
-                done += 1
-                if done % SCREEN_CHUNK == 0 and time.perf_counter() - started > args.screen_budget:
-                    stopped = done < len(book)
-                    break
-        finally:
-            meter.close()
-        seconds = time.perf_counter() - started
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def screen_once(
+    epoch: Epoch,
+    querier: Querier,
+    book: list[str],
+    budget: float,
+    executor: Executor | None,
+    chunk: int = SCREEN_CHUNK,
+) -> dict[str, Any]:
+    """``Querier.screen`` over ``book`` in chunks through the relay, until done or
+    ``budget`` seconds; every answer checked against the plaintext union."""
+    progress: list[tuple[float, ScreenProgress]] = []
+    started = time.perf_counter()
+
+    def report(state: ScreenProgress) -> None:
+        progress.append((time.perf_counter() - started, state))
+        print(
+            f"\rscreened {state.rows}/{len(book)} rows, {state.listed} listed",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    items: Iterator[ScreenItem] = ((KIND, p) for p in book)
+    cpu_process, cpu_workers = time.process_time(), worker_cpu_seconds(executor)
+    done = found = wrong = 0
+    stopped = False
+    screen = querier.screen(
+        items, list_name=LIST, chunk_size=chunk, progress=report, executor=executor
+    )
+    for result in screen:
+        phone = book[result.position]
+        expected = x_of(phone) in epoch.plain.listings
+        got = result.answer is not None and result.answer.listed
+        wrong += got != expected
+        found += got
+        done += 1
+        if done % chunk == 0 and time.perf_counter() - started > budget:
+            stopped = done < len(book)
+            break
+    seconds = time.perf_counter() - started
+    cpu_process = time.process_time() - cpu_process
+    cpu_workers = worker_cpu_seconds(executor) - cpu_workers
+    screen.close()  # type: ignore[attr-defined]
     print(file=sys.stderr)
     expected_hits = sum(x_of(p) in epoch.plain.listings for p in book[:done])
     rate = done / seconds
     return {
-        "providers": providers,
-        "t": epoch.keys.t,
-        "union_entries": args.screen_union,
         "rows_requested": len(book),
         "rows_screened": done,
-        "chunk": SCREEN_CHUNK,
-        "labels_fetched": False,
         "seconds": round(seconds, 2),
         "rows_per_second": round(rate, 1),
         "stopped_by_budget": stopped,
-        "budget_seconds": args.screen_budget,
+        "budget_seconds": budget,
         "seconds_all_rows": round(len(book) / rate, 1),
         "seconds_all_rows_is": "extrapolated" if stopped else "measured",
         "seconds_1e6_rows_extrapolated": round(1_000_000 / rate, 1),
@@ -621,6 +937,62 @@ def one_screen(providers: int, args: argparse.Namespace) -> dict[str, Any]:
         "hits_expected_plaintext": expected_hits,
         "wrong_answers": wrong,
         "equals_plaintext": wrong == 0 and found == expected_hits,
+        # Load-independent: the CPU the whole screen burnt (this process's threads,
+        # in-process or gRPC holders and relay included, plus the pool's workers).
+        "cpu_seconds_this_process": round(cpu_process, 2),
+        "cpu_seconds_pool_workers": round(cpu_workers, 2),
+        "cpu_ms_per_row": round((cpu_process + cpu_workers) / max(done, 1) * 1e3, 3),
+        "cores_busy_on_average": round((cpu_process + cpu_workers) / seconds, 2),
+    }
+
+
+def one_screen(providers: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Screening per transport, each executor mode over the same book and union: the
+    sequential path (before) and the pooled, pipelined one (after), in one run."""
+    rng = random.Random(args.seed + providers)
+    epoch = make_epoch(args.screen_union, providers, args.sample, rng)
+    book, _ = screen_rows(rng, epoch.listed, args.screen_rows)
+    modes = list(args.screen_modes)
+    quota = args.screen_rows * len(modes)
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="lookup-screen-") as workdir, ExitStack() as pools:
+        # Pools made once, before any gRPC thread exists, and shared by the transports.
+        executors = {mode: make_executor(mode) for mode in modes}
+        for executor in executors.values():
+            if executor is not None:
+                pools.callback(executor.shutdown, cancel_futures=True)
+        for transport in transports_of(args):
+            with ExitStack() as stack:
+                if transport == "grpc":
+                    querier: Querier = open_grpc(
+                        epoch, Path(workdir) / "grpc", quota, stack
+                    ).querier
+                else:
+                    querier, meter, _ = open_querier(epoch, Path(workdir), quota)
+                    stack.callback(meter.close)
+                for mode in modes:
+                    figures = screen_once(
+                        epoch, querier, book, args.screen_budget, executors[mode], args.screen_chunk
+                    )
+                    runs.append({"transport": transport, "mode": mode, **figures})
+    sequential = {r["transport"]: r["rows_per_second"] for r in runs if r["mode"] == "sequential"}
+    for r in runs:
+        base = sequential.get(r["transport"])
+        r["speedup_vs_sequential"] = round(r["rows_per_second"] / base, 2) if base else None
+    return {
+        "providers": providers,
+        "t": epoch.keys.t,
+        "union_entries": args.screen_union,
+        "chunk": args.screen_chunk,
+        "labels_fetched": False,
+        "workers": workers(),
+        "modes": {
+            "sequential": "Querier.screen without an executor (the code before this change)",
+            "threads": f"executor=ThreadPoolExecutor({workers()}), chunks pipelined",
+            "processes": f"executor=ProcessPoolExecutor({workers()}, forkserver), pipelined",
+        },
+        "runs": runs,
+        "equals_plaintext": all(r["equals_plaintext"] for r in runs),
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -698,17 +1070,6 @@ def query_model(ops: dict[str, Any], t: int) -> dict[str, float]:
 # --- orchestration ---------------------------------------------------------------------
 
 
-def child(args: argparse.Namespace, *what: str) -> dict[str, Any]:
-    command = [sys.executable, "-m", "scripts.bench.lookup", *what]
-    for flag in ("sample", "queries", "batch", "screen_rows", "screen_union", "screen_budget"):
-        command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    command += ["--seed", str(args.seed)]
-    started = time.perf_counter()
-    report = run_subprocess(command, args.timeout)
-    report["wall_seconds_with_startup"] = round(time.perf_counter() - started, 2)
-    return report
-
-
 def extrapolation(runs: list[dict[str, Any]], target: int) -> dict[str, Any]:
     """Linear extrapolation of the largest measured size to ``target`` entries."""
     measured = [r for r in runs if "error" not in r]
@@ -745,6 +1106,63 @@ def extrapolation(runs: list[dict[str, Any]], target: int) -> dict[str, Any]:
     return out
 
 
+def child(args: argparse.Namespace, *what: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "scripts.bench.lookup", *what]
+    flags = ("sample", "queries", "batch", "screen_rows", "screen_union", "screen_budget")
+    for flag in (*flags, "screen_chunk"):
+        command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    command += ["--seed", str(args.seed), "--transport", args.transport]
+    command += ["--screen-modes", *args.screen_modes]
+    started = time.perf_counter()
+    load = os.getloadavg()[0]
+    report = run_subprocess(command, args.timeout)
+    report["wall_seconds_with_startup"] = round(time.perf_counter() - started, 2)
+    report["loadavg_1min_at_start_and_end"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+    return report
+
+
+def run_children(args: argparse.Namespace, commands: list[list[str]]) -> list[dict[str, Any]]:
+    """Each case in its own subprocess; ``--jobs`` of them at once (they then share the
+    cores, which the report's load averages show)."""
+    if args.jobs <= 1:
+        return [child(args, *command) for command in commands]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        return list(pool.map(lambda command: child(args, *command), commands))
+
+
+def targets_of(runs: list[dict[str, Any]], screening: list[dict[str, Any]]) -> dict[str, Any]:
+    targets: dict[str, Any] = {"targets": TARGETS, "asserted": False}
+    measured = [r for r in runs if "error" not in r]
+    for key, label in (("queries", "in_process"), ("queries_grpc", "grpc")):
+        at_1e7 = [
+            r for r in measured if r["entries"] == 10_000_000 and r["providers"] == 10 and key in r
+        ]
+        p50 = at_1e7[0][key]["single"]["p50_ms"] if at_1e7 else None
+        targets[f"p50_ms_at_1e7_10_providers_{label}"] = (
+            "not measured (see extrapolated)" if p50 is None else p50
+        )
+        if p50 is not None:
+            targets[f"p50_at_1e7_10_providers_{label}_met"] = (
+                p50 < TARGETS["p50_ms_at_1e7_entries_10_providers"]
+            )
+        targets[f"p50_ms_by_size_10_providers_{label}"] = {
+            str(r["entries"]): r[key]["single"]["p50_ms"]
+            for r in measured
+            if r["providers"] == 10 and key in r
+        }
+    seconds: dict[str, dict[str, float]] = {}
+    for s in screening:
+        for r in s.get("runs", []):
+            where = f"{s['providers']} providers, {r['transport']}"
+            seconds.setdefault(where, {})[r["mode"]] = r["seconds_1e6_rows_extrapolated"]
+    targets["screen_1e6_seconds"] = seconds
+    targets["screen_1e6_met"] = {
+        where: min(modes.values()) < TARGETS["screen_1e6_seconds"]
+        for where, modes in seconds.items()
+    }
+    return targets
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -756,7 +1174,22 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1_000, help="queries in the batch")
     parser.add_argument("--screen-rows", type=int, default=1_000_000)
     parser.add_argument("--screen-union", type=int, default=100_000)
-    parser.add_argument("--screen-budget", type=float, default=120.0, help="seconds, then stop")
+    parser.add_argument(
+        "--screen-budget", type=float, default=60.0, help="seconds per mode, then stop"
+    )
+    parser.add_argument(
+        "--screen-modes", nargs="+", choices=SCREEN_MODES, default=list(SCREEN_MODES)
+    )
+    parser.add_argument("--screen-chunk", type=int, default=SCREEN_CHUNK, help="rows per round")
+    parser.add_argument("--no-screen", action="store_true", help="measure the cases only")
+    parser.add_argument("--no-cases", action="store_true", help="measure the screening only")
+    parser.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="in-process",
+        help="grpc: also over gRPC and mutual TLS on 127.0.0.1, in-process beside it",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="cases run at once (default 1)")
     parser.add_argument("--ops-rounds", type=int, default=30)
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--timeout", type=float, default=3600.0, help="per subprocess, s")
@@ -778,41 +1211,30 @@ def main() -> None:
         or any(not 3 <= p <= 255 for p in args.providers)
         or min(args.sample, args.queries, args.batch, args.screen_rows) < 2
         or args.batch > IMMEDIATE.max_ticket
+        or args.jobs < 1
+        or not 1 <= args.screen_chunk <= IMMEDIATE.max_ticket
     ):
         parser.error(
             "--sizes, --sample, --queries and --screen-rows must be >= 2; --providers in "
             "3..255 (t providers other than the publisher must answer); "
-            f"--batch at most {IMMEDIATE.max_ticket}"
+            f"--batch and --screen-chunk at most {IMMEDIATE.max_ticket}; --jobs at least 1"
         )
     load_before = os.getloadavg()
     started = time.perf_counter()
     ops = single_op_costs(args.ops_rounds)
-    runs = [child(args, "--one", str(size), str(p)) for size in args.sizes for p in args.providers]
-    screening = [child(args, "--one-screen", str(p)) for p in args.providers]
-    targets: dict[str, Any] = {"targets": TARGETS, "asserted": False}
-    at_1e7 = [r for r in runs if r.get("entries") == 10_000_000 and r.get("providers") == 10]
-    targets["p50_ms_at_1e7_10_providers"] = (
-        at_1e7[0]["queries"]["single"]["p50_ms"] if at_1e7 else "not measured (see extrapolated)"
+    cases = [] if args.no_cases else [(size, p) for size in args.sizes for p in args.providers]
+    runs = run_children(args, [["--one", str(size), str(p)] for size, p in cases])
+    screening = (
+        [] if args.no_screen else [child(args, "--one-screen", str(p)) for p in args.providers]
     )
-    targets["p50_ms_largest_measured_10_providers"] = {
-        str(r["entries"]): r["queries"]["single"]["p50_ms"]
-        for r in runs
-        if r.get("providers") == 10 and "error" not in r
-    }
-    targets["screen_1e6_seconds"] = {
-        str(s["providers"]): s["seconds_1e6_rows_extrapolated"]
-        for s in screening
-        if "error" not in s
-    }
     skipped = (
         {}
-        if EXTRAPOLATE_TO in args.sizes
+        if EXTRAPOLATE_TO in args.sizes or args.no_cases
         else {
             str(EXTRAPOLATE_TO): {
                 "skipped": (
-                    "not run by default: its threshold part would take hours on 2 shared "
-                    "cores and the build about 10 minutes and ~5 GB; pass --sizes "
-                    "10000000 to run it"
+                    "not in this run: the build takes about 10 minutes and ~5 GB per case "
+                    "on 2 cores; pass --sizes 10000000 to run it"
                 ),
                 "extrapolated": extrapolation(runs, EXTRAPOLATE_TO),
             }
@@ -821,10 +1243,13 @@ def main() -> None:
     report = {
         "benchmark": "lookup",
         "issue": 15,
-        "transport": TRANSPORT,
-        "transport_todo": TRANSPORT_TODO,
-        "sizes": args.sizes,
+        "transport": args.transport,
+        "transports_measured": transports_of(args),
+        "hop_notes": {t: HOP_NOTES[t] for t in transports_of(args)},
+        "sizes": [] if args.no_cases else args.sizes,
         "providers": args.providers,
+        "jobs": args.jobs,
+        "argv": sys.argv[1:],
         "threshold_rule": "t = providers // 2 + 1",
         "sample": args.sample,
         "relay_policy": {
@@ -839,7 +1264,7 @@ def main() -> None:
         "runs": runs,
         "screening": screening,
         "skipped_sizes": skipped,
-        "targets": targets,
+        "targets": targets_of(runs, screening),
         "all_equal_plaintext": all(r.get("equals_plaintext") is True for r in runs + screening),
         "seconds": round(time.perf_counter() - started, 2),
         "peak_rss_mb_orchestrator": round(
@@ -847,7 +1272,7 @@ def main() -> None:
         ),
         "loadavg_before": [round(v, 2) for v in load_before],
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-        "machine": machine(["rbcl", "cryptography", "duckdb", "numpy"]),
+        "machine": machine(["rbcl", "cryptography", "duckdb", "numpy", "grpcio"]),
     }
     print(json.dumps(report, indent=2, sort_keys=True))
 

@@ -12,9 +12,11 @@ Jobs live in memory: a restarted node forgets them (screen again).
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,13 +99,19 @@ class Screens:
             self._jobs[job.job_id] = job
 
         def run() -> None:
+            # Threads verify the holders' proofs side by side: rbcl releases the GIL
+            # during each scalar multiplication (docs/lookup-scaling.md, screening).
+            pool = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="lookup-screen")
             try:
                 for chunk in screen:
                     inputs = [query.input for query in chunk.queries]
                     answers = (
                         list(
                             querier.screen(
-                                inputs, list_name=inner, chunk_size=self.querier.max_ticket
+                                inputs,
+                                list_name=inner,
+                                chunk_size=self.querier.max_ticket,
+                                executor=pool,
                             )
                         )
                         if inputs
@@ -135,6 +143,7 @@ class Screens:
                 with self._lock:
                     job.state, job.error = "failed", f"{type(exc).__name__}: {exc}"
             finally:
+                pool.shutdown(wait=True, cancel_futures=True)
                 shutil.rmtree(path.parent, ignore_errors=True)
 
         threading.Thread(target=run, name=f"lookup-screen-{job.job_id}", daemon=True).start()
