@@ -59,6 +59,7 @@ from node.lookup.rpc.state import (
     NoEpochError,
     NotInRoster,
     NotYourTicket,
+    Published,
     RelayRole,
     UnknownList,
     UnknownTicket,
@@ -428,18 +429,23 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
             _refuse(context, exc)
         return lookup_pb2.ContributeReply(duplicate=duplicate, entries=len(entries))
 
-    def GetEpoch(
-        self, request: lookup_pb2.GetEpochRequest, context: grpc.ServicerContext
-    ) -> Iterator[lookup_pb2.EpochPart]:
-        self._authenticate(context, request.ByteSize())
+    def _published(self, context: grpc.ServicerContext, size: int, list_name: str) -> Published:
+        """The relay's built epoch of ``list_name`` for an authenticated caller, or abort."""
+        self._authenticate(context, size)
         relay = self._relay_role(context)
-        roster = self._roster(context, request.list_name)
+        roster = self._roster(context, list_name)
         try:
             published = relay.published(roster.list_name)
         except _ROLE_ERRORS as exc:
             _refuse(context, exc)
         if published is None:
             _refuse(context, NoEpochError(f"list {roster.list_name!r} has no built epoch yet"))
+        return published
+
+    def GetEpoch(
+        self, request: lookup_pb2.GetEpochRequest, context: grpc.ServicerContext
+    ) -> Iterator[lookup_pb2.EpochPart]:
+        published = self._published(context, request.ByteSize(), request.list_name)
         table = published.union.table_bytes
         digests = published.union.bucket_digests
         yield lookup_pb2.EpochPart(
@@ -457,15 +463,7 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
     def GetBucket(
         self, request: lookup_pb2.GetBucketRequest, context: grpc.ServicerContext
     ) -> lookup_pb2.Bucket:
-        self._authenticate(context, request.ByteSize())
-        relay = self._relay_role(context)
-        roster = self._roster(context, request.list_name)
-        try:
-            published = relay.published(roster.list_name)
-        except _ROLE_ERRORS as exc:
-            _refuse(context, exc)
-        if published is None:
-            _refuse(context, NoEpochError(f"list {roster.list_name!r} has no built epoch yet"))
+        published = self._published(context, request.ByteSize(), request.list_name)
         if request.epoch != published.descriptor.epoch:
             _stale(context, StaleEpochError(request.epoch, published.descriptor.epoch))
         buckets = published.union.buckets
