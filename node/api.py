@@ -36,6 +36,7 @@ from node.api_entry import (
 from node.api_errors import STATUS_CODES, error_json, error_responses
 from node.lookup.node.errors import LookupRequestError, UnknownLookupList
 from node.lookup.node.roles import LookupNode
+from node.peer.trust import ChainTrust, TrustUnavailable
 from node.service import NodeService
 from node.service_errors import Conflict, UnknownDataset, UnknownTask
 
@@ -199,6 +200,7 @@ def create_app(
     max_upload_bytes: int = MAX_UPLOAD_BYTES,
     max_request_bytes: int = MAX_REQUEST_BYTES,
     lookup: LookupNode | None = None,
+    trust: ChainTrust | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="provnet node API",
@@ -408,6 +410,42 @@ def create_app(
     def task_result(task: str) -> dict[str, Any]:
         """`task`: a task id (0x + 64 hex) or the request id it was created with."""
         return service.task_result(task)
+
+    # --- peers: which nodes this one can talk to (both ways) -----------------------------
+
+    @app.get("/peers", dependencies=guard, responses=error_responses(*entry, 502))
+    def peers() -> dict[str, Any]:
+        """Every node on chain, and whether its TLS certificate is verified yet.
+
+        Calls between two nodes pass TLS only once each has verified the other's
+        certificate (fetched from its registered endpoint, checked against the chain),
+        so after starting nodes, wait until every peer shows `verified`.
+        """
+        if trust is None:
+            raise ChainError("this API serves no peer view")
+        try:
+            states = trust.peer_states()
+        except TrustUnavailable as exc:
+            raise ChainError(str(exc)) from None
+        waiting = [s.address for s in states if s.certificate in ("pending", "unavailable")]
+        return {
+            "peers": [
+                {
+                    "node": s.address,
+                    "org": "0x" + s.org_id.hex(),
+                    "endpoint": s.endpoint,
+                    "certificate": s.certificate,
+                    **({"problem": s.problem, "retryInSeconds": s.retry_in} if s.problem else {}),
+                }
+                for s in states
+            ],
+            "next": (
+                "every active peer is verified: calls to and from them pass TLS"
+                if not waiting
+                else f"{len(waiting)} active peer(s) not verified yet: start them, or check "
+                "that their registered endpoint is reachable from here; this retries by itself"
+            ),
+        }
 
     # --- anonymous lookups (node/lookup/node/; 404 on a node without a lookup config) ---
 

@@ -199,6 +199,7 @@ def run_node(config: NodeConfig) -> int:
         config.data_dir / "uploads",
         max_upload_bytes=config.api_max_upload_bytes,
         lookup=node.lookup,
+        trust=node.trust,
     )
     server = uvicorn.Server(api_server_config(config, app, host, port))
 

@@ -350,6 +350,19 @@ def build_parser() -> argparse.ArgumentParser:
     run = node_sub.add_parser("run", help="run the node: peer server, task runner, REST API")
     _config_arg(run)
     run.set_defaults(handler=_operator("node_run"))
+    peers = node_sub.add_parser(
+        "peers",
+        help="which peers the running node has verified (exit 1 while any is not)",
+        description="Every node on chain and whether this node has verified its TLS "
+        "certificate: `verified`, `pending`, `unavailable` (with the problem and when it "
+        "retries) or `inactive`. Two nodes can call each other once each shows the other "
+        "verified; after starting nodes, `--wait 120` waits for that.",
+    )
+    _config_arg(peers)
+    peers.add_argument(
+        "--wait", type=float, default=0.0, help="seconds to wait for every peer to be verified"
+    )
+    peers.set_defaults(handler=_operator("node_peers"))
 
     # `auditor index` (auditor/index/command.py; its heavy imports wait for the run)
     from auditor.index.command import add_index_arguments

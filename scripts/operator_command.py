@@ -113,6 +113,24 @@ def node_run(args: argparse.Namespace) -> int:
     return run_node(NodeConfig.load(args.config))
 
 
+def node_peers(args: argparse.Namespace) -> int:
+    """Which peers the node has verified; with ``--wait S``, until all are or S pass.
+
+    Exit 0 when every active peer is verified (calls both ways pass TLS), 1 otherwise,
+    so a start-up script can wait on it before running jobs.
+    """
+    deadline = time.monotonic() + max(0.0, args.wait)
+    while True:
+        answer = _request(args.config, "GET", "/peers")
+        waiting = [p for p in answer["peers"] if p["certificate"] in ("pending", "unavailable")]
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    _print(answer)
+    print(answer["next"], file=sys.stderr)
+    return 0 if not waiting else 1
+
+
 def dataset_register(args: argparse.Namespace) -> int:
     path: Path = args.file
     if not path.is_file():

@@ -122,6 +122,26 @@ class _Snapshot:
 class _Backoff:
     failures: int = 0
     next_try: float = 0.0
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class PeerState:
+    """What an operator needs to know about one node of the chain: can we talk to it?
+
+    `certificate` is ``verified`` (its endpoint presented the certificate the chain
+    registers, so calls both ways pass TLS), ``pending`` (not fetched yet),
+    ``unavailable`` (the last fetch failed: `problem` says why, `retry_in` when the
+    next try is) or ``inactive`` (revoked, or its organisation suspended).
+    """
+
+    address: str
+    org_id: bytes
+    endpoint: str
+    active: bool
+    certificate: str
+    problem: str = ""
+    retry_in: float = 0.0
 
 
 def split_endpoint(endpoint: str) -> tuple[str, int]:
@@ -290,6 +310,41 @@ class ChainTrust:
             pem = self._discover_one(record)
         return TrustedPeer(address, record.endpoint, record.cert_sha256, pem)
 
+    def peer_states(self) -> list[PeerState]:
+        """Every node the chain lists, with whether its certificate is verified yet.
+
+        A peer this node has not verified cannot call it either (its certificate is
+        not among the accepted client roots), so a freshly started consortium is
+        ready when every node shows every other as ``verified``.
+        """
+        snapshot = self._fresh_snapshot()
+        now = time.monotonic()
+        states = []
+        with self._lock:
+            for record in sorted(snapshot.nodes.values(), key=lambda r: r.address):
+                backoff = self._backoff.get(record.cert_sha256)
+                if not record.active:
+                    certificate, problem, retry = "inactive", _inactive_reason(record), 0.0
+                elif record.cert_sha256 in self._certs:
+                    certificate, problem, retry = "verified", "", 0.0
+                elif backoff is None:
+                    certificate, problem, retry = "pending", "", 0.0
+                else:
+                    certificate, problem = "unavailable", backoff.problem
+                    retry = max(0.0, backoff.next_try - now)
+                states.append(
+                    PeerState(
+                        record.address,
+                        record.org_id,
+                        record.endpoint,
+                        record.active,
+                        certificate,
+                        problem,
+                        round(retry, 1),
+                    )
+                )
+        return states
+
     def root_certificates(self) -> tuple[int, bytes]:
         """(version, concatenated PEM) of the verified certificates of all active nodes.
 
@@ -405,17 +460,16 @@ class ChainTrust:
         try:
             der = self._fetch(record.endpoint, self.fetch_timeout)
         except (OSError, InvalidInput) as exc:  # ssl.SSLError and socket timeouts are OSErrors
-            self._failed(digest)
+            self._failed(digest, f"cannot read its certificate at {record.endpoint}: {exc}")
             raise CertificateUnavailable(record.address, record.endpoint, str(exc)) from None
         got = hashlib.sha256(der).digest()
         if got != digest:
-            self._failed(digest)
-            raise PeerNotTrusted(
-                record.address,
+            problem = (
                 f"endpoint {record.endpoint} presents a certificate with SHA-256 {got.hex()}, "
-                f"the chain registers {digest.hex()}",
-                transient=True,
+                f"the chain registers {digest.hex()}"
             )
+            self._failed(digest, problem)
+            raise PeerNotTrusted(record.address, problem, transient=True)
         pem = x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
         with self._lock:
             self._certs[digest] = pem
@@ -423,9 +477,10 @@ class ChainTrust:
             self._recompute_roots()
         return pem
 
-    def _failed(self, digest: bytes) -> None:
+    def _failed(self, digest: bytes, problem: str) -> None:
         with self._lock:
             backoff = self._backoff.setdefault(digest, _Backoff())
+            backoff.problem = problem
             delay = min(self.poll_interval * 2**backoff.failures, MAX_FETCH_BACKOFF)
             backoff.failures += 1
             backoff.next_try = time.monotonic() + delay

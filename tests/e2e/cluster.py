@@ -36,6 +36,7 @@ from node.algorithms import stats
 from node.algorithms.package import package_of
 from node.config import NodeConfig
 from node.evidence.store import EvidenceStore
+from node.peer.trust import MAX_FETCH_BACKOFF
 from node.runner import CRASH_ENV
 from scripts.cli import main
 from tests.anvil import free_port
@@ -133,6 +134,24 @@ class NodeProcess:
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "node API did not come up"
+            time.sleep(0.2)
+
+    def wait_peers(self, timeout: float) -> None:
+        """Until the node has verified every active peer's certificate (`GET /peers`).
+
+        Before that, a call between two nodes can fail the TLS handshake: the callee
+        does not accept the caller's certificate yet. Nodes started at once on a loaded
+        machine back off from peers that were not listening yet, so this can take a
+        few poll intervals.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.api() as api:
+                peers = api.get("/peers").json()["peers"]
+            waiting = [p for p in peers if p["certificate"] in ("pending", "unavailable")]
+            if not waiting:
+                return
+            assert time.monotonic() < deadline, f"{self.name} has not verified {waiting}"
             time.sleep(0.2)
 
     def stop(self) -> int | None:
@@ -357,6 +376,8 @@ def running_cluster(
             node.start(wait=False)
         for node in nodes.values():
             node.wait_healthy(timeout=60.0 + 30.0 * len(nodes))
+        for node in nodes.values():
+            node.wait_peers(timeout=2 * MAX_FETCH_BACKOFF + 30.0)
         yield cluster
     finally:
         for node in nodes.values():

@@ -138,7 +138,7 @@ def _rpc_status(client: PeerClient, envelope: peer_pb2.Envelope) -> grpc.StatusC
 
 
 def test_unregistered_certificates_are_refused_and_suspension_cuts_off(
-    cluster: Cluster,
+    cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Against the running bank-a process: TLS identities are checked against the chain."""
     bank_a, bank_b = cluster.nodes["bank-a"], cluster.nodes["bank-b"]
@@ -176,6 +176,19 @@ def test_unregistered_certificates_are_refused_and_suspension_cuts_off(
             break
         assert time.monotonic() < deadline, f"bank-b still answered with {status}"
         time.sleep(0.2)
+
+    # The operator's view of it: `provnet node peers` shows bank-b inactive by reason
+    # and every other node verified (exit 0: nothing is left to wait for).
+    capsys.readouterr()
+    assert main(["node", "peers", "--config", str(bank_a.config_path), "--wait", "10"]) == 0
+    out = capsys.readouterr()
+    peers = {p["node"]: p for p in json.loads(out.out)["peers"]}
+    assert peers.keys() == {n.address for n in cluster.nodes.values()}
+    assert peers[bank_b.address]["certificate"] == "inactive"
+    assert "organisation" in peers[bank_b.address]["problem"]
+    others = [p["certificate"] for a, p in peers.items() if a != bank_b.address]
+    assert others == ["verified"] * (len(cluster.nodes) - 1)
+    assert "every active peer is verified" in out.err
 
 
 def test_every_process_stops_cleanly(cluster: Cluster) -> None:

@@ -32,6 +32,7 @@ from ledger.ids import hex32
 from node.algorithms import stats
 from node.api import create_app
 from node.dataset_store import DatasetStore
+from node.peer.trust import ChainTrust
 from node.service import NodeService
 from node.state import TaskStateStore
 from tests.conftest import Consortium
@@ -60,7 +61,9 @@ def node_app(consortium: Consortium, tmp_path: Path) -> Iterator[tuple[FastAPI, 
             state,
             {stats.NAME: stats},
         )
-        yield create_app(service, TOKEN, tmp_path / "uploads"), service
+        # A real trust view of the same chain, polling, so `/peers` answers as on a node.
+        with ChainTrust(org.node_clients.consortium, poll_interval=0.5, fetch_timeout=0.2) as trust:
+            yield create_app(service, TOKEN, tmp_path / "uploads", trust=trust), service
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

@@ -21,9 +21,9 @@ from node.identity import new_tls_identity
 from node.peer import MAX_STEP_CHARS, peer_pb2
 from node.peer.client import PeerClient, PeerRejected, PeerUnreachable, deliver
 from node.peer.server import AlreadyReceived
-from node.peer.trust import PeerNotTrusted, TrustedPeer, TrustUnavailable
+from node.peer.trust import PeerNotTrusted, PeerState, TrustedPeer, TrustUnavailable
 from tests.conftest import Consortium
-from tests.node.peer_helpers import rpc_error, running_mesh, task_id, wait_until
+from tests.node.peer_helpers import PeerNode, rpc_error, running_mesh, task_id, wait_until
 
 POLL = 0.2
 # EIP-55's own example address with the case of one letter flipped.
@@ -389,3 +389,45 @@ def test_duplicates_are_idempotent_and_conflicts_refused(consortium: Consortium)
             ch_b.send(a.address, "share", b"v2")
         code, details = rpc_error(b.raw_client(a), envelope(tid, "share", b.address, b"v3"))
         assert code == grpc.StatusCode.ALREADY_EXISTS and details.startswith("step:")
+
+
+# ---------------------------------------------------------------------- the operator's view
+
+
+def _states(node: PeerNode) -> dict[str, PeerState]:
+    return {s.address: s for s in node.trust.peer_states()}
+
+
+def test_peer_states_say_which_certificates_are_verified_and_why_not(
+    consortium: Consortium,
+) -> None:
+    with running_mesh(consortium, ("bank-a", "bank-b", "regulator"), start_trust=False) as nodes:
+        a, b, reg = nodes["bank-a"], nodes["bank-b"], nodes["regulator"]
+        states = _states(a)
+        assert {states[n.address].certificate for n in (a, b, reg)} == {"verified"}
+
+        # B now registers a certificate its endpoint does not present; the regulator's
+        # node goes away and comes back under a new certificate on a dead port.
+        other = new_tls_identity("bank-b")
+        b.org.clients.consortium.update_node(b.address, b.endpoint, other.cert_sha256)
+        reg.org.clients.consortium.update_node(
+            reg.address, "127.0.0.1:1", new_tls_identity("regulator").cert_sha256
+        )
+        a.trust.refresh_status()
+        pending = _states(a)
+        assert pending[b.address].certificate == "pending"
+        a.trust.discover()
+        states = _states(a)
+        wrong, dead = states[b.address], states[reg.address]
+        assert wrong.certificate == "unavailable"
+        assert "presents a certificate with SHA-256" in wrong.problem
+        assert wrong.retry_in > 0
+        assert dead.certificate == "unavailable"
+        assert "cannot read its certificate at 127.0.0.1:1" in dead.problem
+        assert states[a.address].certificate == "verified"
+
+        b.org.clients.consortium.revoke_node(b.address)
+        a.trust.refresh_status()
+        revoked = _states(a)[b.address]
+        assert (revoked.certificate, revoked.active) == ("inactive", False)
+        assert "revoked" in revoked.problem
