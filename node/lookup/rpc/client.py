@@ -126,6 +126,13 @@ def _error(node: str, call: str, exc: grpc.RpcError, epoch: int | None) -> Excep
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and details.startswith("quota exhausted"):
         return LookupRefused(node, call, code, details)
     if code in _TRANSIENT:
+        if code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in details:
+            # The TLS handshake is refused until the callee has verified this node's
+            # certificate (it retries by itself after a start), or the callee is down.
+            details += (
+                f" (is {node} running, and does `provnet node peers` on it show this node "
+                "verified?)"
+            )
         return LookupUnavailable(node, call, code, details)
     if code in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
         return LookupDenied(node, call, code, details)
