@@ -50,6 +50,21 @@ class AuthorizationRegistryClient(ContractClient):
         )
         return bytes(self.events_in(receipt, "GrantCreated")[0]["grantId"])
 
+    def purpose_of(self, grant_id: bytes, from_block: int = 0) -> bytes:
+        """The purpose code a grant was made for.
+
+        The contract keeps the purpose in the ``GrantCreated`` event only (storage holds
+        what ``consumeUse`` checks), so this reads that one event by its indexed grant id.
+        Raises ``InvalidInput`` when no such event exists from ``from_block`` on.
+        """
+        gid = as_bytes32(grant_id, "grant_id")
+        logs = self.contract.events.GrantCreated().get_logs(
+            argument_filters={"grantId": gid}, from_block=from_block
+        )
+        for log in logs:
+            return bytes(log["args"]["purpose"])
+        raise InvalidInput("grant_id", f"no GrantCreated event for 0x{gid.hex()}")
+
     def revoke(self, grant_id: bytes) -> TxReceipt:
         return self._transact("revoke", as_bytes32(grant_id, "grant_id"))
 

@@ -88,6 +88,26 @@ def test_grant_stores_the_grant_and_emits_every_field(
     assert auth.is_revoked(grant_id) is False
 
 
+def test_a_grants_purpose_is_read_back_from_its_event_alone(
+    consortium: Consortium, ds_b: Dataset
+) -> None:
+    """Purpose is event-only; a metered service reads it back to bind a query's purpose."""
+    c = consortium
+    bank_a, bank_b = c.orgs["bank-a"], c.orgs["bank-b"]
+    auth = bank_b.clients.authorizations
+    screening, opening = name_id("purpose", "screening"), name_id("purpose", "account-opening")
+    first = auth.grant(ds_b.dataset_id, bank_a.org_id, screening, now(c) + HOUR, 2)
+    second = auth.grant(ds_b.dataset_id, bank_a.org_id, opening, now(c) + HOUR, 2)
+    reader = bank_a.clients.authorizations  # any account reads it
+    assert reader.purpose_of(first) == screening
+    assert reader.purpose_of(second) == opening
+    head = c.chain.head()
+    with pytest.raises(InvalidInput, match="no GrantCreated event"):
+        reader.purpose_of(first, from_block=head + 1)  # made before that block
+    with pytest.raises(InvalidInput, match="no GrantCreated event"):
+        reader.purpose_of(bytes([9]) * 32)
+
+
 def test_grant_ids_are_distinct_per_grant_and_any_approved_stores_zero(
     consortium: Consortium, ds_b: Dataset
 ) -> None:

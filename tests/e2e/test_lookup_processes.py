@@ -298,6 +298,11 @@ def test_refusals_are_named(
     # bank-b's grant named by bank-a: made to another organisation.
     stolen = query(cluster, grants | {"bank-a": grants["bank-b"]}, "bank-a", identifier=phone(1))
     assert stolen.status_code == 409 and stolen.json()["error"]["code"] == "GRANT_REFUSED"
+    # bank-a's own grant under a purpose it was not made for: the regulator's counts
+    # per purpose are the grantor's word, not the asker's.
+    relabelled = query(cluster, grants, "bank-a", identifier=phone(1), purpose="fraud-review")
+    assert relabelled.status_code == 409, relabelled.text
+    assert "made for another purpose than 'fraud-review'" in relabelled.json()["error"]["message"]
     bad = query(cluster, grants, "bank-a", identifier="12345")
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "INVALID_INPUT"
     # The relay itself may not query the union it built.

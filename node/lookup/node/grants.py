@@ -6,8 +6,11 @@ grant in each ``Submit``; the relay reads it on chain — made on the relay
 organisation's lookup service dataset, to the caller's organisation, not revoked, not
 expired, uses left — and, the first time, credits the meter with the grant's remaining
 uses as quota blocks (one grant use = one block of ``block_size`` queries; keyed by the
-grant, so a retry or a restart never credits twice). The chain is written later, per
-period, by the settlement loop (``loops.py``), never per query.
+grant, so a retry or a restart never credits twice). The purpose a querier names must
+be the one the grant was made for (``GrantCreated.purpose``, ``name_id("purpose",
+text)``): the purpose is what the query log and the regulator's counts report, so it
+is the grantor's word, not the asker's claim. The chain is written later, per period,
+by the settlement loop (``loops.py``), never per query.
 
 Providers publish through the relay like queriers (holders cannot tell a listing from a
 question), under the purpose ``publish`` and the list's publish grant id
@@ -22,9 +25,11 @@ import math
 import secrets
 from collections.abc import Callable, Mapping
 
+from web3.exceptions import Web3Exception
+
 from ledger.clients.authorizations import AuthorizationRegistryClient
 from ledger.errors import ChainError, ContractRevert
-from ledger.ids import name_id
+from ledger.ids import InvalidInput, name_id
 from node.lookup.metering import Meter
 from node.lookup.rpc.roster import ListRoster
 from node.lookup.rpc.state import GrantRefused
@@ -60,8 +65,11 @@ class GrantAdmission:
         service_dataset: bytes,
         org_of: Callable[[str], str | None],
         now: Callable[[], float],
+        first_block: int = 0,
     ) -> None:
         self.meter = meter
+        self.first_block = first_block
+        self._purposes: dict[bytes, bytes] = {}  # grant id -> purpose code (immutable)
         self.authorizations = authorizations
         self.rosters = dict(rosters)
         self.service_dataset = service_dataset
@@ -118,6 +126,13 @@ class GrantAdmission:
             raise GrantRefused(f"grant {shown} is revoked")
         if grant.not_after < self.now():
             raise GrantRefused(f"grant {shown} expired at {grant.not_after}")
+        made_for = self._purpose_of(grant_id)
+        if made_for != name_id("purpose", purpose):
+            raise GrantRefused(
+                f"grant {shown} was made for another purpose than {purpose!r} (its purpose "
+                f"code is 0x{made_for.hex()}); name the purpose the grantor gave it "
+                "(`provnet grant create --purpose`)"
+            )
         usage = self.meter.usage(org, purpose, grant_id)
         if usage.blocks == 0:
             remaining = grant.max_uses - grant.used
@@ -126,8 +141,16 @@ class GrantAdmission:
             self.meter.add_blocks(
                 org, purpose, grant_id, remaining, reference=grant_credit_reference(grant_id)
             )
-            if self.meter.usage(org, purpose, grant_id).blocks == 0:
+
+    def _purpose_of(self, grant_id: bytes) -> bytes:
+        made_for = self._purposes.get(grant_id)
+        if made_for is None:
+            shown = "0x" + grant_id.hex()
+            try:
+                made_for = self.authorizations.purpose_of(grant_id, self.first_block)
+            except (ChainError, InvalidInput, OSError, Web3Exception) as exc:
                 raise GrantRefused(
-                    f"grant {shown} already serves another purpose at this relay; a grant "
-                    f"serves one purpose, not also {purpose!r}"
-                )
+                    f"grant {shown}: its purpose cannot be read on chain now ({exc}); try again"
+                ) from None
+            self._purposes[grant_id] = made_for
+        return made_for

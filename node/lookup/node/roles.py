@@ -150,6 +150,7 @@ class LookupNode:
                 dataset_id_for(org_id, name_id("dataset", settings.service_dataset)),
                 self._org_of,
                 clock,
+                first_block,
             )
             self.meter = meter
             self.relay_state = RelayState(

@@ -21,7 +21,7 @@ import pytest
 
 from ledger.clients.authorizations import AuthorizationRegistryClient, Grant
 from ledger.errors import ContractRevert
-from ledger.ids import InvalidInput
+from ledger.ids import InvalidInput, name_id
 from node.config import NodeConfig
 from node.lookup.epoch import EpochDescriptor, run_dkg
 from node.lookup.listing import ListedEntry
@@ -152,6 +152,10 @@ class FakeAuthorizations:
     grants: dict[bytes, Grant] = field(default_factory=dict)
     settled: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
     fail_next_settle: bool = False
+    purposes: dict[bytes, str] = field(default_factory=dict)  # default "account-opening"
+
+    def purpose_of(self, grant_id: bytes, from_block: int = 0) -> bytes:
+        return name_id("purpose", self.purposes.get(grant_id, "account-opening"))
 
     def info(self, grant_id: bytes) -> Grant:
         grant = self.grants.get(grant_id)
@@ -208,9 +212,21 @@ def test_a_grant_is_checked_on_chain_and_credits_its_remaining_uses_once(meter: 
     assert (usage.blocks, usage.capacity) == (2, 20)  # max_uses - used = 2 blocks of 10
     admit(LIST, ORG_A, "account-opening", gid, 5)  # credited once, not per submission
     assert meter.usage(ORG_A, "account-opening", gid).blocks == 2
-    # A second purpose on the same grant gets no second credit.
-    with pytest.raises(GrantRefused, match="already serves another purpose"):
+    # The purpose is the grantor's, not the asker's: a bank with an account-opening
+    # grant cannot have its bulk screening counted as account openings, nor the reverse.
+    with pytest.raises(GrantRefused, match="made for another purpose than 'screening'"):
         admit(LIST, ORG_A, "screening", gid, 1)
+    assert meter.usage(ORG_A, "screening", gid).blocks == 0
+
+
+def test_the_purpose_is_read_from_the_grants_creation_event(meter: Meter) -> None:
+    gid = bytes([4]) * 32
+    auth = FakeAuthorizations({gid: grant(ORG_A)}, purposes={gid: "screening"})
+    admit = admission(meter, auth)
+    with pytest.raises(GrantRefused, match="another purpose than 'account-opening'"):
+        admit(LIST, ORG_A, "account-opening", gid, 1)
+    admit(LIST, ORG_A, "screening", gid, 1)
+    assert meter.usage(ORG_A, "screening", gid).blocks == 2
 
 
 @pytest.mark.parametrize(
