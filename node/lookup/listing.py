@@ -27,7 +27,6 @@ No message ever contains a whole cell value: values are shown through
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -43,6 +42,7 @@ from ledger.ids import InvalidInput
 from node.algorithms.identifiers import KINDS, identifier_tag, normalise_column, redact
 from node.datasets import read_csv  # the project's strict CSV reading (csv module rules)
 from node.lookup import inputs
+from node.lookup.union import LABEL_MAX, LABEL_PATTERN, MAX_LABELS
 
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
@@ -84,7 +84,6 @@ SCREEN_COLUMNS: Final = ("identifier", "type")
 MAX_REPORTED: Final = 20
 """Bad rows listed in one :class:`InvalidRowsError`; ``total`` counts all of them."""
 DEFAULT_CHUNK_ROWS: Final = 10_000
-LABEL_MAX: Final = 64
 MIN_EVENT_TIME: Final = 100_000_000
 """1973-03-03T09:46:40Z. Earlier times are refused: no listed event is that old, and an
 ISO basic date such as ``20261130`` would otherwise be read as unix seconds in 1970."""
@@ -96,7 +95,6 @@ FUTURE_SLACK: Final = 86_400
 Anything later is refused: a multi-head window (``event_time <= now``) would silently
 never count it, and it usually means a wrong column or unit."""
 
-_LABEL_RE: Final = re.compile(r"[a-z0-9_-]{1,64}")
 _INT_TIME: Final = r"^[0-9]{1,16}$"
 MAX_IDENTIFIER_BYTES: Final = 4096
 """A normalised identifier longer than this is refused (``too-long``). No real one comes
@@ -205,7 +203,9 @@ _TIME_FORMS: Final = (
 
 class BadLabelError(RowError):
     code = "bad-label"
-    hint = f"labels are 1-{LABEL_MAX} characters of a-z 0-9 _ - separated by ';'"
+    hint = (
+        f"labels are 1-{LABEL_MAX} characters of a-z 0-9 _ - separated by ';', at most {MAX_LABELS}"
+    )
 
 
 class RefusedIdentifierError(RowError):
@@ -478,11 +478,13 @@ def _labels(
 
 def _parse_labels(cell: str) -> tuple[frozenset[str], str | None]:
     labels = [piece.strip().lower() for piece in cell.split(";")]
+    if len({label for label in labels if label}) > MAX_LABELS:
+        return frozenset(), f"{len(labels)} labels; at most {MAX_LABELS}"
     for i, label in enumerate(labels, start=1):
         if len(label) > LABEL_MAX:
             return frozenset(), f"label {i} has {len(label)} characters"
-        if label and not _LABEL_RE.fullmatch(label):
-            bad = sorted({c for c in label if not _LABEL_RE.fullmatch(c)})
+        if label and not LABEL_PATTERN.fullmatch(label):
+            bad = sorted({c for c in label if not LABEL_PATTERN.fullmatch(c)})
             shown = " ".join(repr(c) if c.isprintable() else f"U+{ord(c):04X}" for c in bad)
             return frozenset(), f"label {i} contains {shown}"
     return frozenset(label for label in labels if label), None

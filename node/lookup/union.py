@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import secrets
 import struct
 from collections import Counter
@@ -50,7 +51,10 @@ from ledger.canonical import canonical_json, digest, digest_json
 
 __all__ = [
     "FORMAT_VERSION",
+    "LABEL_MAX",
+    "LABEL_PATTERN",
     "MAGIC",
+    "MAX_LABELS",
     "MULTI_HEAD_WINDOWS",
     "PRF_BYTES",
     "TABLE_ENTRY_BYTES",
@@ -97,6 +101,11 @@ _KEY_INFO = b"provnet-lookup-label-key-v1"
 _ZERO_NONCE = bytes(12)
 _AEAD_OVERHEAD = 16
 _MAX_SAFE_INT = 2**53 - 1  # canonical JSON integers (ledger.canonical)
+LABEL_MAX = 64
+LABEL_PATTERN = re.compile(rf"[a-z0-9_-]{{1,{LABEL_MAX}}}")
+"""A label: what a publish file's ``labels`` cell holds between ``;`` (lower-cased)."""
+MAX_LABELS = 32
+"""Labels on one identifier of one provider (after its rows are merged)."""
 # magic, version, epoch, entry count, bucket count
 _HEADER = struct.Struct(">4sBQII")
 _U32 = struct.Struct(">I")
@@ -402,18 +411,23 @@ def check_listing(labels: frozenset[str], event_time: int) -> None:
     """Raise :class:`UnionBuildError` unless ``build_union`` accepts these labels and time.
 
     Public so that a publisher can refuse a bad row *before* it spends a threshold
-    evaluation round on it (nothing partial left behind).
+    evaluation round on it (nothing partial left behind), and so that the relay holds a
+    provider's contribution to the same rules a CSV is read with: every querier
+    downloads whole label buckets, so one provider's oversized labels would cost every
+    querier bandwidth (and would stand out in a bucket by size).
     """
     t = event_time
     if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t <= _MAX_SAFE_INT:
         raise UnionBuildError(f"event_time must be an int in [0, 2**53-1], got {t!r}")
     if not isinstance(labels, frozenset) or not all(isinstance(label, str) for label in labels):
         raise UnionBuildError("labels must be a frozenset of str")
+    if len(labels) > MAX_LABELS:
+        raise UnionBuildError(f"{len(labels)} labels on one entry; at most {MAX_LABELS}")
     for label in labels:
-        try:
-            label.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UnionBuildError("a label contains a lone surrogate (not UTF-8)") from None
+        if not LABEL_PATTERN.fullmatch(label):
+            raise UnionBuildError(
+                f"label {label[:80]!r}: labels are 1-{LABEL_MAX} characters of a-z 0-9 _ -"
+            )
 
 
 def _merge_provider(contribution: Contribution) -> dict[bytes, tuple[frozenset[str], int]]:
@@ -430,7 +444,13 @@ def _merge_provider(contribution: Contribution) -> dict[bytes, tuple[frozenset[s
         if old is None:
             merged[entry.prf] = (entry.labels, entry.event_time)
         else:
-            merged[entry.prf] = (old[0] | entry.labels, max(old[1], entry.event_time))
+            labels = old[0] | entry.labels
+            if len(labels) > MAX_LABELS:
+                raise UnionBuildError(
+                    f"{len(labels)} labels on one identifier once its entries are merged; "
+                    f"at most {MAX_LABELS}"
+                )
+            merged[entry.prf] = (labels, max(old[1], entry.event_time))
     return merged
 
 

@@ -184,6 +184,7 @@ class LookupNode:
             control=self.control,
             query_logs=self._query_logs if self._logs else None,
             is_regulator=lambda org: clients.consortium.has_role(org, int(Role.REGULATOR)),
+            max_contribution_entries=settings.max_contribution_entries,
         )
         self._forwarder: RelayForwarder | None = None
         jobs: list[tuple[float, str, Callable[[], object]]] = []

@@ -15,13 +15,17 @@ Example (paths relative to the config file)::
       "block_size": 100, "period_seconds": 86400,
       "relay_policy": {"min_batch": 64, "min_queriers": 2, "max_delay": 2.0,
                        "max_batch": 1024, "max_ticket": 256},
-      "checkpoint_seconds": 3600, "settle_seconds": 300, "step_timeout": 300
+      "checkpoint_seconds": 3600, "settle_seconds": 300, "step_timeout": 300,
+      "max_contribution_entries": 20000000
     }
 
 ``service_dataset`` names the dataset of the relay's organisation that grants for the
 lookup service are made on (`provnet dataset register` + `provnet grant create`); only
-the relay reads it. Every node of a list should use the same ``relay_policy``: a
-publisher's or querier's round is one ticket of at most ``max_ticket`` elements.
+the relay reads it, as it does ``max_contribution_entries``: the most entries it takes
+from one provider for one epoch (it holds them until the build, so this bounds its
+memory against a provider that streams without end). Every node of a list should use
+the same ``relay_policy``: a publisher's or querier's round is one ticket of at most
+``max_ticket`` elements.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ _FIELDS = frozenset(
         "checkpoint_seconds",
         "settle_seconds",
         "step_timeout",
+        "max_contribution_entries",
     }
 )
 _POLICY_FIELDS = ("min_batch", "min_queriers", "max_delay", "max_batch", "max_ticket")
@@ -91,6 +96,7 @@ class LookupSettings:
     checkpoint_seconds: float = 3_600.0
     settle_seconds: float = 300.0
     step_timeout: float = 300.0
+    max_contribution_entries: int = 20_000_000
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,6 +108,7 @@ class LookupSettings:
             "checkpoint_seconds": self.checkpoint_seconds,
             "settle_seconds": self.settle_seconds,
             "step_timeout": self.step_timeout,
+            "max_contribution_entries": self.max_contribution_entries,
         }
 
     @classmethod
@@ -128,7 +135,7 @@ class LookupSettings:
             if not isinstance(name, str) or not 1 <= len(name) <= 128:
                 raise InvalidInput(f"{field}.service_dataset", f"expected a name, got {name!r}")
             values["service_dataset"] = name
-        for name in ("block_size", "period_seconds"):
+        for name in ("block_size", "period_seconds", "max_contribution_entries"):
             if name in raw:
                 values[name] = _positive_int(raw[name], f"{field}.{name}")
         for name in ("checkpoint_seconds", "settle_seconds", "step_timeout"):

@@ -123,7 +123,9 @@ def _error(node: str, call: str, exc: grpc.RpcError, epoch: int | None) -> Excep
         for key, value in rpc.trailing_metadata() or ():
             if key == EPOCH_TRAILER and str(value).isdigit():
                 return StaleEpochError(epoch, int(value))
-    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and details.startswith("quota exhausted"):
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and details.startswith(
+        ("quota exhausted", "contribution: more than")
+    ):  # limits a retry cannot pass, unlike the peer rate limiter's
         return LookupRefused(node, call, code, details)
     if code in _TRANSIENT:
         if code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in details:

@@ -244,8 +244,10 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
         control: EpochControl | None = None,
         query_logs: QueryLogSource | None = None,
         is_regulator: Callable[[bytes], bool] | None = None,
+        max_contribution_entries: int = 20_000_000,
     ) -> None:
         self.node = node
+        self.max_contribution_entries = max_contribution_entries
         self.trust = trust
         self.rosters = dict(rosters)
         self.holder = holder
@@ -412,6 +414,16 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"part {number}: every part must repeat the first part's list_name and "
                     "epoch, and only the first carries epoch_keys_json",
+                )
+            if len(entries) + len(part.entries) > self.max_contribution_entries:
+                # Refused while streaming: the relay holds a contribution until the
+                # build, so an endless stream must not reach its memory limit first.
+                _abort(
+                    context,
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"contribution: more than {self.max_contribution_entries} entries; the "
+                    "relay's lookup.max_contribution_entries bounds one provider's list per "
+                    "epoch (nothing of it was kept)",
                 )
             for i, entry in enumerate(part.entries):
                 entries.append(

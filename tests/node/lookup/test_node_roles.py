@@ -58,8 +58,10 @@ def test_settings_parse_relative_rosters_and_name_bad_fields(tmp_path: Path) -> 
         "period_seconds": 60,
         "relay_policy": {"min_batch": 8, "max_delay": 0.5},
         "settle_seconds": 2,
+        "max_contribution_entries": 1000,
     }
     settings = LookupSettings.from_json(raw, tmp_path)
+    assert settings.max_contribution_entries == 1000
     assert settings.rosters == (tmp_path / "lists/blacklist.json",)
     assert settings.relay_policy == RelayPolicySettings(min_batch=8, max_delay=0.5)
     assert (settings.block_size, settings.period_seconds, settings.settle_seconds) == (4, 60, 2)
@@ -72,6 +74,10 @@ def test_settings_parse_relative_rosters_and_name_bad_fields(tmp_path: Path) -> 
             "config.lookup.relay_policy.min_batch",
         ),
         ({"rosters": ["a"], "blocksize": 4}, "config.lookup.blocksize"),
+        (
+            {"rosters": ["a"], "max_contribution_entries": 1.5},
+            "config.lookup.max_contribution_entries",
+        ),
     ):
         with pytest.raises(InvalidInput) as info:
             LookupSettings.from_json(bad, tmp_path)

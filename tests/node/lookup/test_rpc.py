@@ -60,6 +60,7 @@ from tests.conftest import Consortium, Org
 LIST = "blacklist"
 T = 2
 EPOCH = 1
+MAX_CONTRIBUTION = 200  # entries the relay takes from one provider per epoch (here)
 POLICY = RelayPolicy(min_batch=8, min_queriers=1, max_delay=0.05, max_batch=64, max_ticket=32)
 PROVIDERS = ("p1", "p2", "p3")
 # name -> (organisation, True for the org's genesis node, False for a new node of it)
@@ -163,7 +164,14 @@ def mesh(consortium: Consortium, tmp_path: Path) -> Iterator[Mesh]:
                 if name == "relay"
                 else None
             )
-            service = LookupService(address, trust, rosters, holder=holder, relay=relay)
+            service = LookupService(
+                address,
+                trust,
+                rosters,
+                holder=holder,
+                relay=relay,
+                max_contribution_entries=MAX_CONTRIBUTION,
+            )
             server = PeerServer(identity, address, trust, extra_services=[service.add_to])
             stack.callback(server.stop, 0)
             server.start()
@@ -339,6 +347,45 @@ def test_roles_are_checked_against_the_roster(
 
 def publish_free_contribution() -> Contribution:
     return Contribution([Entry(bytes(64), frozenset({"fraud"}), 1)])
+
+
+def test_a_contribution_is_bounded_in_entries_and_labels(
+    mesh: Mesh, epoch: tuple[EpochKeys, Published, dict[str, list[OwnInput]]]
+) -> None:
+    """A provider cannot grow the relay's memory or every querier's bucket downloads."""
+    keys, published, _ = epoch
+    before = mesh.relay_state.contributors(LIST, EPOCH)
+    rng = random.Random(11)
+    endless = Contribution(
+        [Entry(rng.randbytes(64), frozenset({"fraud"}), 1) for _ in range(MAX_CONTRIBUTION + 1)]
+    )
+    with pytest.raises(LookupRefused) as info:
+        mesh.client("p1", "relay").contribute(LIST, EPOCH, keys, endless, entries_per_part=64)
+    assert info.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"more than {MAX_CONTRIBUTION} entries" in info.value.details
+    assert "lookup.max_contribution_entries" in info.value.details
+    bloated = [
+        frozenset({"x" * 65}),
+        frozenset({"Fraud"}),
+        frozenset({"new\nline"}),
+        frozenset(f"label-{i}" for i in range(33)),
+    ]
+    for labels in bloated:
+        with pytest.raises(LookupRefused) as refusal:
+            mesh.client("p1", "relay").contribute(
+                LIST, EPOCH, keys, Contribution([Entry(bytes(64), labels, 1)])
+            )
+        assert refusal.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "label" in refusal.value.details
+    # Two entries of one identifier whose labels together exceed the bound.
+    prf = rng.randbytes(64)
+    halves = [frozenset(f"a-{i}" for i in range(20)), frozenset(f"b-{i}" for i in range(20))]
+    with pytest.raises(LookupRefused, match="once its entries are merged"):
+        mesh.client("p1", "relay").contribute(
+            LIST, EPOCH, keys, Contribution([Entry(prf, halves[0], 1), Entry(prf, halves[1], 2)])
+        )
+    assert mesh.relay_state.contributors(LIST, EPOCH) == before
+    assert mesh.relay_state.published(LIST).descriptor.digest == published.descriptor.digest
 
 
 def test_a_bad_share_is_a_complaint_naming_the_dealer(mesh: Mesh) -> None:
