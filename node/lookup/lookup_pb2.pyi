@@ -544,6 +544,99 @@ class EpochStepReply(_message.Message):
 Global___EpochStepReply: _TypeAlias = EpochStepReply  # noqa: Y015
 
 @_typing.final
+class JustifyRequest(_message.Message):
+    """The relay's question to a dealer a holder complained against (justification round):
+    reveal the share this dealer sent to `holder_index` for (list, epoch), with the
+    commitments it sent alongside. Only the list's relay may ask, only for a holder that
+    refused this dealer's share, and for fewer than t holders per epoch.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_NAME_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    HOLDER_INDEX_FIELD_NUMBER: _builtins.int
+    list_name: _builtins.str
+    epoch: _builtins.int
+    holder_index: _builtins.int
+    def __init__(
+        self,
+        *,
+        list_name: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        holder_index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "holder_index", b"holder_index", "list_name", b"list_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JustifyRequest: _TypeAlias = JustifyRequest  # noqa: Y015
+
+@_typing.final
+class JustifyReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMMITMENTS_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    share: _builtins.bytes
+    """f_dealer(holder_index): the 32-byte scalar the dealer sent that holder."""
+    @_builtins.property
+    def commitments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The dealer's Feldman commitments: t elements of 32 bytes."""
+
+    def __init__(
+        self,
+        *,
+        commitments: _abc.Iterable[_builtins.bytes] | None = ...,
+        share: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitments", b"commitments", "share", b"share"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JustifyReply: _TypeAlias = JustifyReply  # noqa: Y015
+
+@_typing.final
+class JustifiedShare(_message.Message):
+    """A share the relay checked against its dealer's commitments after a complaint, handed
+    to the complaining holder. The relay is the caller; `dealer_index` names the dealer.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIST_NAME_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    DEALER_INDEX_FIELD_NUMBER: _builtins.int
+    COMMITMENTS_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    list_name: _builtins.str
+    epoch: _builtins.int
+    dealer_index: _builtins.int
+    share: _builtins.bytes
+    @_builtins.property
+    def commitments(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        list_name: _builtins.str = ...,
+        epoch: _builtins.int = ...,
+        dealer_index: _builtins.int = ...,
+        commitments: _abc.Iterable[_builtins.bytes] | None = ...,
+        share: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitments", b"commitments", "dealer_index", b"dealer_index", "epoch", b"epoch", "list_name", b"list_name", "share", b"share"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JustifiedShare: _TypeAlias = JustifiedShare  # noqa: Y015
+
+@_typing.final
 class GetQueryLogRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

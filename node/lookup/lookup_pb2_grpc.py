@@ -81,6 +81,16 @@ class LookupStub:
                 request_serializer=node_dot_lookup_dot_lookup__pb2.EpochStepRequest.SerializeToString,
                 response_deserializer=node_dot_lookup_dot_lookup__pb2.EpochStepReply.FromString,
                 _registered_method=True)
+        self.Justify = channel.unary_unary(
+                '/provnet.lookup.v1.Lookup/Justify',
+                request_serializer=node_dot_lookup_dot_lookup__pb2.JustifyRequest.SerializeToString,
+                response_deserializer=node_dot_lookup_dot_lookup__pb2.JustifyReply.FromString,
+                _registered_method=True)
+        self.DeliverJustified = channel.unary_unary(
+                '/provnet.lookup.v1.Lookup/DeliverJustified',
+                request_serializer=node_dot_lookup_dot_lookup__pb2.JustifiedShare.SerializeToString,
+                response_deserializer=node_dot_lookup_dot_lookup__pb2.DealReply.FromString,
+                _registered_method=True)
         self.PublishEpoch = channel.unary_unary(
                 '/provnet.lookup.v1.Lookup/PublishEpoch',
                 request_serializer=node_dot_lookup_dot_lookup__pb2.EpochStepRequest.SerializeToString,
@@ -166,6 +176,20 @@ class LookupServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Justify(self, request, context):
+        """Dealer, called by the list's relay: reveal the share a complaining holder refused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeliverJustified(self, request, context):
+        """Key holder, called by the list's relay: a dealer's justified share, verified and kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PublishEpoch(self, request, context):
         """Key holder, called by the relay: publish the pending list through the relay, contribute.
         """
@@ -234,6 +258,16 @@ def add_LookupServicer_to_server(servicer, server):
                     servicer.CompleteEpoch,
                     request_deserializer=node_dot_lookup_dot_lookup__pb2.EpochStepRequest.FromString,
                     response_serializer=node_dot_lookup_dot_lookup__pb2.EpochStepReply.SerializeToString,
+            ),
+            'Justify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Justify,
+                    request_deserializer=node_dot_lookup_dot_lookup__pb2.JustifyRequest.FromString,
+                    response_serializer=node_dot_lookup_dot_lookup__pb2.JustifyReply.SerializeToString,
+            ),
+            'DeliverJustified': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeliverJustified,
+                    request_deserializer=node_dot_lookup_dot_lookup__pb2.JustifiedShare.FromString,
+                    response_serializer=node_dot_lookup_dot_lookup__pb2.DealReply.SerializeToString,
             ),
             'PublishEpoch': grpc.unary_unary_rpc_method_handler(
                     servicer.PublishEpoch,
@@ -496,6 +530,60 @@ class Lookup:
             '/provnet.lookup.v1.Lookup/CompleteEpoch',
             node_dot_lookup_dot_lookup__pb2.EpochStepRequest.SerializeToString,
             node_dot_lookup_dot_lookup__pb2.EpochStepReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Justify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provnet.lookup.v1.Lookup/Justify',
+            node_dot_lookup_dot_lookup__pb2.JustifyRequest.SerializeToString,
+            node_dot_lookup_dot_lookup__pb2.JustifyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeliverJustified(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/provnet.lookup.v1.Lookup/DeliverJustified',
+            node_dot_lookup_dot_lookup__pb2.JustifiedShare.SerializeToString,
+            node_dot_lookup_dot_lookup__pb2.DealReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,6 +64,10 @@ class LookupStub:
     """Key holder, called by the list's relay: deal this provider's DKG share to every holder."""
     CompleteEpoch: _grpc.UnaryUnaryMultiCallable[_lookup_pb2.EpochStepRequest, _lookup_pb2.EpochStepReply]
     """Key holder, called by the relay: combine the qualified dealings into the epoch's share."""
+    Justify: _grpc.UnaryUnaryMultiCallable[_lookup_pb2.JustifyRequest, _lookup_pb2.JustifyReply]
+    """Dealer, called by the list's relay: reveal the share a complaining holder refused."""
+    DeliverJustified: _grpc.UnaryUnaryMultiCallable[_lookup_pb2.JustifiedShare, _lookup_pb2.DealReply]
+    """Key holder, called by the list's relay: a dealer's justified share, verified and kept."""
     PublishEpoch: _grpc.UnaryUnaryMultiCallable[_lookup_pb2.EpochStepRequest, _lookup_pb2.EpochStepReply]
     """Key holder, called by the relay: publish the pending list through the relay, contribute."""
     AcceptEpoch: _grpc.UnaryUnaryMultiCallable[_lookup_pb2.EpochStepRequest, _lookup_pb2.EpochStepReply]
@@ -96,6 +100,10 @@ class LookupAsyncStub(LookupStub):
     """Key holder, called by the list's relay: deal this provider's DKG share to every holder."""
     CompleteEpoch: _aio.UnaryUnaryMultiCallable[_lookup_pb2.EpochStepRequest, _lookup_pb2.EpochStepReply]  # type: ignore[assignment]
     """Key holder, called by the relay: combine the qualified dealings into the epoch's share."""
+    Justify: _aio.UnaryUnaryMultiCallable[_lookup_pb2.JustifyRequest, _lookup_pb2.JustifyReply]  # type: ignore[assignment]
+    """Dealer, called by the list's relay: reveal the share a complaining holder refused."""
+    DeliverJustified: _aio.UnaryUnaryMultiCallable[_lookup_pb2.JustifiedShare, _lookup_pb2.DealReply]  # type: ignore[assignment]
+    """Key holder, called by the list's relay: a dealer's justified share, verified and kept."""
     PublishEpoch: _aio.UnaryUnaryMultiCallable[_lookup_pb2.EpochStepRequest, _lookup_pb2.EpochStepReply]  # type: ignore[assignment]
     """Key holder, called by the relay: publish the pending list through the relay, contribute."""
     AcceptEpoch: _aio.UnaryUnaryMultiCallable[_lookup_pb2.EpochStepRequest, _lookup_pb2.EpochStepReply]  # type: ignore[assignment]
@@ -179,6 +187,22 @@ class LookupServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_lookup_pb2.EpochStepReply, _abc.Awaitable[_lookup_pb2.EpochStepReply]]:
         """Key holder, called by the relay: combine the qualified dealings into the epoch's share."""
+
+    @_abc_1.abstractmethod
+    def Justify(
+        self,
+        request: _lookup_pb2.JustifyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lookup_pb2.JustifyReply, _abc.Awaitable[_lookup_pb2.JustifyReply]]:
+        """Dealer, called by the list's relay: reveal the share a complaining holder refused."""
+
+    @_abc_1.abstractmethod
+    def DeliverJustified(
+        self,
+        request: _lookup_pb2.JustifiedShare,
+        context: _ServicerContext,
+    ) -> _typing.Union[_lookup_pb2.DealReply, _abc.Awaitable[_lookup_pb2.DealReply]]:
+        """Key holder, called by the list's relay: a dealer's justified share, verified and kept."""
 
     @_abc_1.abstractmethod
     def PublishEpoch(

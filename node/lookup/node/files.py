@@ -25,7 +25,7 @@ from node.lookup.listing import ListedEntry
 from node.lookup.rpc.state import Published
 from node.lookup.union import Union
 
-__all__ = ["PENDING_SOURCES", "LookupFiles"]
+__all__ = ["PENDING_SOURCES", "LookupFiles", "write_json_durably"]
 
 PENDING_SOURCES = ("publish", "verify")
 """A pending list has two parts, each replaced by its own `provnet lookup publish` run:
@@ -43,7 +43,8 @@ def _write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
-def _write_json(path: Path, obj: object, mode: int = 0o644) -> None:
+def write_json_durably(path: Path, obj: object, mode: int = 0o644) -> None:
+    """Write-then-rename with an fsync first: after a crash the file is old or new, whole."""
     _write_bytes(path, json.dumps(obj, separators=(",", ":")).encode(), mode)
 
 
@@ -69,7 +70,7 @@ class LookupFiles:
 
     def save_pending(self, list_name: str, source: str, entries: Sequence[ListedEntry]) -> None:
         rows = [[e.list_name, e.input.hex(), sorted(e.labels), e.event_time] for e in entries]
-        _write_json(self._pending(list_name, source), {"entries": rows}, 0o600)
+        write_json_durably(self._pending(list_name, source), {"entries": rows}, 0o600)
 
     def pending(self, list_name: str) -> list[ListedEntry]:
         """Every pending entry of ``list_name`` (both parts), in part order."""
@@ -92,7 +93,7 @@ class LookupFiles:
             "public": share.public.hex(),
             "keys": keys.to_json(),
         }
-        _write_json(self._share(list_name), data, 0o600)
+        write_json_durably(self._share(list_name), data, 0o600)
 
     def share(self, list_name: str) -> tuple[KeyShare, EpochKeys] | None:
         data = _read_json(self._share(list_name))
@@ -113,7 +114,7 @@ class LookupFiles:
         meta, union = self._epoch(list_name)
         # The union first: a crash in between leaves a union without metadata, ignored.
         _write_bytes(union, published.union.to_bytes())
-        _write_json(
+        write_json_durably(
             meta, {"keys": published.keys.to_json(), "descriptor": published.descriptor.to_json()}
         )
 
@@ -139,4 +140,4 @@ class LookupFiles:
         return dict(data or {})
 
     def save_settlements(self, records: dict[str, dict[str, Any]]) -> None:
-        _write_json(self._settlements, records)
+        write_json_durably(self._settlements, records)

@@ -233,9 +233,11 @@ class LookupNode:
                 self.relay_state, {p: self.client(p) for p in sorted(providers)}
             ).start()
         self._ticker.start()
+        self.screens.resume()
         return self
 
     def stop(self) -> None:
+        self.screens.stop()
         self._ticker.stop()
         if self._forwarder is not None:
             self._forwarder.stop()

@@ -234,6 +234,48 @@ class LookupClient:
         except grpc.RpcError as exc:
             raise _error(self.node, "Deal", exc, epoch) from None
 
+    def justify(
+        self, list_name: str, epoch: int, holder: int, *, timeout: float | None = None
+    ) -> tuple[list[bytes], bytes]:
+        """The relay's question to a dealer a holder complained against: the commitments
+        and the share it dealt that holder (checked by the caller, not here)."""
+        request = lookup_pb2.JustifyRequest(list_name=list_name, epoch=epoch, holder_index=holder)
+        try:
+            reply = self.stub().Justify(
+                request, timeout=self.timeout if timeout is None else timeout
+            )
+        except grpc.RpcError as exc:
+            raise _error(self.node, "Justify", exc, epoch) from None
+        return [bytes(c) for c in reply.commitments], bytes(reply.share)
+
+    def deliver_justified(
+        self,
+        list_name: str,
+        epoch: int,
+        dealer: int,
+        commitments: Sequence[bytes],
+        share: bytes,
+        *,
+        timeout: float | None = None,
+    ) -> bool:
+        """Hand a complaining holder the dealer's justified share (the relay's call); True
+        if it had it already. A holder that still refuses it answers with the complaint
+        (:class:`LookupRefused`, INVALID_ARGUMENT, naming the dealer)."""
+        request = lookup_pb2.JustifiedShare(
+            list_name=list_name,
+            epoch=epoch,
+            dealer_index=dealer,
+            commitments=list(commitments),
+            share=share,
+        )
+        try:
+            reply = self.stub().DeliverJustified(
+                request, timeout=self.timeout if timeout is None else timeout
+            )
+        except grpc.RpcError as exc:
+            raise _error(self.node, "DeliverJustified", exc, epoch) from None
+        return reply.duplicate
+
     def evaluate(
         self, list_name: str, epoch: int, batch_id: bytes, blinded: Sequence[bytes]
     ) -> ShareEvaluation:

@@ -56,6 +56,7 @@ from node.lookup.rpc.state import (
     GrantRefused,
     HolderRole,
     InvalidContribution,
+    JustificationRefused,
     NoEpochError,
     NotInRoster,
     NotYourTicket,
@@ -124,7 +125,9 @@ def _refuse(context: grpc.ServicerContext, exc: Exception) -> NoReturn:
         code = grpc.StatusCode.NOT_FOUND
     elif isinstance(exc, NotYourTicket | GrantRefused):
         code = grpc.StatusCode.PERMISSION_DENIED
-    elif isinstance(exc, NotInRoster | NoEpochError | DkgError | PeriodClosed):
+    elif isinstance(
+        exc, NotInRoster | NoEpochError | DkgError | PeriodClosed | JustificationRefused
+    ):
         code = grpc.StatusCode.FAILED_PRECONDITION
     elif isinstance(exc, DealingConflict | ContributionConflict):
         code = grpc.StatusCode.ALREADY_EXISTS
@@ -144,6 +147,7 @@ _ROLE_ERRORS: tuple[type[Exception], ...] = (
     DealingConflict,
     ContributionConflict,
     InvalidContribution,
+    JustificationRefused,
     EpochKeysMismatch,
     EpochKeysFormatError,
     MalformedBatchError,
@@ -160,6 +164,8 @@ class EpochControl(Protocol):
     """A provider node's part of an epoch, each step started by the list's relay."""
 
     def prepare(self, list_name: str, epoch: int) -> Mapping[int, str]: ...
+
+    def justify(self, list_name: str, epoch: int, holder: int) -> tuple[list[bytes], bytes]: ...
 
     def complete(self, list_name: str, epoch: int, exclude: Collection[int]) -> EpochKeys: ...
 
@@ -539,26 +545,56 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
 
     # ------------------------------------------------------------------ epoch steps
 
-    def _step(
-        self, request: lookup_pb2.EpochStepRequest, context: grpc.ServicerContext
-    ) -> tuple[EpochControl, ListRoster]:
-        """Authenticate the list's relay and return this provider's epoch control."""
-        caller = self._authenticate(context, request.ByteSize())
-        if self.control is None:
-            _abort(context, grpc.StatusCode.UNIMPLEMENTED, "this node holds no lookup key share")
-        roster = self._roster(context, request.list_name)
+    def _from_relay(
+        self,
+        context: grpc.ServicerContext,
+        list_name: str,
+        epoch: int,
+        size: int,
+        what: str,
+        role: Callable[[grpc.ServicerContext], object],
+    ) -> ListRoster:
+        """Authenticate the list's relay as the caller, for a provider of the list, or abort.
+
+        Every relay-driven DKG and epoch call (the steps, ``Justify``,
+        ``DeliverJustified``) passes here, so one rule says who may drive an epoch.
+        ``role`` aborts UNIMPLEMENTED when this node lacks the role (after authentication,
+        so an unknown caller learns nothing about this node's roles).
+        """
+        caller = self._authenticate(context, size)
+        role(context)
+        roster = self._roster(context, list_name)
         if roster.relay not in caller.nodes:
             _abort(
                 context,
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"caller {', '.join(sorted(caller.nodes))} is not the relay of list "
-                f"{roster.list_name!r}; only the relay runs an epoch",
+                f"{roster.list_name!r}; only the relay {what}",
             )
         if roster.holder_index(self.node) is None:
             _refuse(context, NotInRoster(f"this node is no provider of list {roster.list_name!r}"))
-        if not 0 < request.epoch < 2**63:
+        if not 0 < epoch < 2**63:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "epoch: must be 1..2^63-1")
-        return self.control, roster
+        return roster
+
+    def _step(
+        self, request: lookup_pb2.EpochStepRequest, context: grpc.ServicerContext
+    ) -> tuple[EpochControl, ListRoster]:
+        """Authenticate the list's relay and return this provider's epoch control."""
+        roster = self._from_relay(
+            context,
+            request.list_name,
+            request.epoch,
+            request.ByteSize(),
+            "runs an epoch",
+            self._control,
+        )
+        return self._control(context), roster
+
+    def _control(self, context: grpc.ServicerContext) -> EpochControl:
+        if self.control is None:
+            _abort(context, grpc.StatusCode.UNIMPLEMENTED, "this node holds no lookup key share")
+        return self.control
 
     def _run_step(
         self, context: grpc.ServicerContext, step: str, work: Callable[[], object]
@@ -626,6 +662,100 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
             ),
         )
         return lookup_pb2.EpochStepReply(accepted=accepted)
+
+    # ------------------------------------------------------------------ justification
+
+    def Justify(
+        self, request: lookup_pb2.JustifyRequest, context: grpc.ServicerContext
+    ) -> lookup_pb2.JustifyReply:
+        """The dealer's side of the justification round (relay only; see ``provider.py``)."""
+        roster = self._from_relay(
+            context,
+            request.list_name,
+            request.epoch,
+            request.ByteSize(),
+            "asks a dealer to justify a share",
+            self._control,
+        )
+        control = self._control(context)
+        if not 1 <= request.holder_index <= roster.n:
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"holder_index: expected 1..{roster.n}, got {request.holder_index}",
+            )
+        commitments, share = cast(
+            "tuple[list[bytes], bytes]",
+            self._run_step(
+                context,
+                "justify",
+                lambda: control.justify(roster.list_name, request.epoch, request.holder_index),
+            ),
+        )
+        log.info(
+            "DKG justification: revealed this dealer's share for holder %d of %s epoch %d "
+            "to the relay",
+            request.holder_index,
+            roster.list_name,
+            request.epoch,
+        )
+        return lookup_pb2.JustifyReply(commitments=commitments, share=share)
+
+    def DeliverJustified(
+        self, request: lookup_pb2.JustifiedShare, context: grpc.ServicerContext
+    ) -> lookup_pb2.DealReply:
+        """A complaining holder's second look at a dealer's share, handed over by the relay.
+
+        Verified exactly as a dealt share (``receive_dealing``): a holder that refuses a
+        share the relay found consistent with its commitments has complained falsely,
+        and the relay leaves it out of the epoch.
+        """
+        roster = self._from_relay(
+            context,
+            request.list_name,
+            request.epoch,
+            request.ByteSize(),
+            "hands over justified shares",
+            self._holder_role,
+        )
+        holder = self._holder_role(context)
+        dealer = request.dealer_index
+        if not 1 <= dealer <= roster.n or dealer == roster.holder_index(self.node):
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"dealer_index: expected another provider's index in 1..{roster.n}, got {dealer}",
+            )
+        if len(request.commitments) > MAX_HOLDERS:
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"commitments: at most {MAX_HOLDERS} elements, got {len(request.commitments)}",
+            )
+        commitments = [
+            _check_bytes(context, c, f"commitments[{i}]", oprf.ELEMENT_BYTES)
+            for i, c in enumerate(request.commitments)
+        ]
+        share = _check_bytes(context, request.share, "share", oprf.SCALAR_BYTES)
+        try:
+            duplicate = holder.receive_dealing(
+                roster.list_name, request.epoch, dealer, commitments, share
+            )
+        except InvalidDealingError as exc:
+            log.warning(
+                "DKG complaint upheld against dealer %d's justified share of %s: %s",
+                dealer,
+                roster.list_name,
+                exc,
+            )
+            _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"complaint against dealer {dealer} ({roster.holder(dealer)}): {exc}",
+            )
+        except _ROLE_ERRORS as exc:
+            _refuse(context, exc)
+        return lookup_pb2.DealReply(duplicate=duplicate)
 
     # ------------------------------------------------------------------ regulator
 

@@ -47,6 +47,7 @@ __all__ = [
     "HolderRole",
     "HolderState",
     "InvalidContribution",
+    "JustificationRefused",
     "LookupStateError",
     "NoEpochError",
     "NotInRoster",
@@ -87,6 +88,11 @@ class DealingConflict(LookupStateError):
 
 class ContributionConflict(LookupStateError):
     """A provider sent a second, different contribution for the same (list, epoch)."""
+
+
+class JustificationRefused(LookupStateError):
+    """A dealer will not reveal a share: it dealt none for that (list, epoch), the holder
+    took its share, or answering would hand the relay ``t`` shares of one polynomial."""
 
 
 class InvalidContribution(LookupStateError):
