@@ -69,3 +69,19 @@ $(FAST_PSI_STAMP): node/fastpsi/requirements.txt
 	$(FAST_PSI_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(FAST_PSI_VENV)/bin/python -m pip install --quiet -r node/fastpsi/requirements.txt
 	touch $@
+
+# FL benchmark baseline (scripts/bench/fl.py): flwr's SecAgg+ client masking. flwr's
+# pins conflict with the project's, so it gets a venv of its own; only that benchmark
+# uses it.
+FL_BASELINES_VENV := .venv-fl-baselines
+FL_BASELINES_STAMP := $(FL_BASELINES_VENV)/.installed
+
+.PHONY: bench-fl-baselines
+bench-fl-baselines: $(FL_BASELINES_STAMP)
+
+$(FL_BASELINES_STAMP):
+	test -x $(FL_BASELINES_VENV)/bin/python || python3.11 -m venv $(FL_BASELINES_VENV)
+	echo '*' > $(FL_BASELINES_VENV)/.gitignore  # keeps git and ruff out of it
+	$(FL_BASELINES_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FL_BASELINES_VENV)/bin/python -m pip install --quiet 'flwr==1.42.0'
+	touch $@
