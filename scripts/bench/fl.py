@@ -347,7 +347,7 @@ def paillier_costs(public: Any, private: Any, sample: Sequence[int], batch: int)
     plain = [x for x in sample if x] or [1]
     costs = {
         # The costly half of an encryption (precomputed by the pool for A's residuals,
-        # done inline by B's mask encryption and by ciphertext(be_secure=True)).
+        # done inline by B's mask encryption).
         "obfuscation": _median_us(lambda k: vertical._obfuscators(n, 1), batch),
         "nude_encryption": _median_us(
             lambda k: public.raw_encrypt(residuals[k] % n, r_value=1) * obfuscators[0] % nsquare,
@@ -365,14 +365,14 @@ def paillier_costs(public: Any, private: Any, sample: Sequence[int], batch: int)
 def operation_counts(plan: vertical.VerticalPlan, xb: FloatArray) -> dict[str, int]:
     """What one epoch does, from ``vertical.py``: A encrypts each row's residual once
     (a precomputed obfuscator and a nude encryption); per batch and B column, B encrypts
-    its mask (one obfuscation), multiplies and adds each non-zero feature, and
-    re-obfuscates the sum (``ciphertext(be_secure=True)``); A decrypts it."""
+    its mask (one obfuscation; that fresh randomness already re-randomises the sum) and
+    multiplies and adds each non-zero feature; A decrypts it."""
     batches = len(vertical.batches(plan)[0])
     columns = xb.shape[1]
     quantised = np.rint(xb * float(1 << plan.feature_frac_bits))
     nonzero = int(np.count_nonzero(quantised))
     return {
-        "obfuscation": plan.rows + 2 * batches * columns,
+        "obfuscation": plan.rows + batches * columns,
         "nude_encryption": plan.rows,
         "product": nonzero,
         "addition": nonzero,
