@@ -13,6 +13,9 @@ import {ROLE_MASK, ROLE_REGULATOR} from "./Roles.sol";
  * {ConsortiumVoting}: a majority of all non-removed members and at least `minApprovals`
  * distinct organisations, then a timelock during which members may object and a
  * regulator may veto, then an explicit {execute}. Genesis members are set at deployment.
+ * The enclave measurements the consortium trusts are decided by the same ballots
+ * ({proposeMeasurement}, {proposeMeasurementRevocation}); a node may declare only a
+ * trusted measurement, so no organisation can vouch for its own enclave alone.
  *
  * Recommended genesis settings for a production consortium: thresholdPercent 67,
  * minApprovals 2 (more for a large consortium), proposalLifetime 7 days, timelockDelay
@@ -48,11 +51,19 @@ contract Consortium is IConsortium, ConsortiumVoting {
     }
 
     struct Proposal {
+        // The organisation, or for measurement actions the measurement.
         bytes32 orgId;
         uint8 action;
         // Admissions only: the new organisation's roles and admin, bound at execution.
         uint8 roles;
         address admin;
+        // Measurement trust only: the algorithm digest the enclave runs.
+        bytes32 algorithmDigest;
+    }
+
+    struct Measurement {
+        MeasurementStatus status;
+        bytes32 algorithmDigest;
     }
 
     /// @notice Proposal action: admit a Proposed organisation.
@@ -61,6 +72,10 @@ contract Consortium is IConsortium, ConsortiumVoting {
     uint8 public constant ACTION_SUSPEND = 1;
     /// @notice Proposal action: reinstate a Suspended organisation.
     uint8 public constant ACTION_REINSTATE = 2;
+    /// @notice Proposal action: trust an enclave measurement.
+    uint8 public constant ACTION_TRUST_MEASUREMENT = 3;
+    /// @notice Proposal action: revoke a trusted enclave measurement, for good.
+    uint8 public constant ACTION_REVOKE_MEASUREMENT = 4;
     /// @notice Longest accepted node endpoint, in bytes.
     uint256 public constant MAX_ENDPOINT_LENGTH = 256;
     /// @notice Longest accepted proposal lifetime and timelock delay.
@@ -91,6 +106,8 @@ contract Consortium is IConsortium, ConsortiumVoting {
     mapping(address node => Node) private _nodes;
     mapping(bytes32 proposalId => Proposal) private _proposals;
     mapping(bytes32 orgId => bytes32 proposalId) private _openProposal;
+    mapping(bytes32 measurement => Measurement) private _measurements;
+    mapping(bytes32 measurement => bytes32 proposalId) private _openMeasurementProposal;
 
     /**
      * @notice The governance settings were set (at deployment, for good).
@@ -140,6 +157,40 @@ contract Consortium is IConsortium, ConsortiumVoting {
      * @param orgId The organisation.
      */
     event OrgReinstated(bytes32 indexed orgId);
+
+    /**
+     * @notice A ballot about an enclave measurement was opened (the proposer's vote follows as {VoteCast}).
+     * @param proposalId The proposal.
+     * @param action 3 Trust, 4 Revoke.
+     * @param measurement The enclave measurement.
+     * @param algorithmDigest The approved algorithm the enclave runs (for a revocation: the one it was trusted with).
+     * @param proposerOrg The proposing organisation.
+     * @param expiresAt Time from which it can no longer be voted.
+     */
+    event MeasurementProposed(
+        bytes32 indexed proposalId,
+        uint8 action,
+        bytes32 indexed measurement,
+        bytes32 algorithmDigest,
+        bytes32 proposerOrg,
+        uint64 expiresAt
+    );
+
+    /**
+     * @notice The consortium trusts an enclave measurement from this event's block on.
+     * @param measurement The enclave measurement.
+     * @param algorithmDigest The approved algorithm the enclave runs.
+     * @param proposalId The executed proposal.
+     */
+    event MeasurementTrusted(bytes32 indexed measurement, bytes32 algorithmDigest, bytes32 proposalId);
+
+    /**
+     * @notice The consortium no longer trusts an enclave measurement, from this event's block on, for good.
+     * @param measurement The enclave measurement.
+     * @param algorithmDigest The algorithm it was trusted with.
+     * @param proposalId The executed proposal.
+     */
+    event MeasurementRevoked(bytes32 indexed measurement, bytes32 algorithmDigest, bytes32 proposalId);
 
     /**
      * @notice A node account was registered.
@@ -255,6 +306,26 @@ contract Consortium is IConsortium, ConsortiumVoting {
     /// @param node The node account.
     error NodeNotActive(address node);
 
+    /// @notice The enclave measurement is zero.
+    error InvalidMeasurement();
+
+    /// @notice The algorithm digest is zero.
+    error InvalidAlgorithmDigest();
+
+    /// @notice The measurement was already trusted (or revoked, which is final): it cannot be proposed for trust.
+    /// @param measurement The enclave measurement.
+    /// @param status Its status.
+    error MeasurementAlreadyKnown(bytes32 measurement, MeasurementStatus status);
+
+    /// @notice The measurement is not trusted by the consortium (unknown or revoked).
+    /// @param measurement The enclave measurement.
+    error UntrustedMeasurement(bytes32 measurement);
+
+    /// @notice Another proposal about this measurement is still open.
+    /// @param measurement The enclave measurement.
+    /// @param proposalId The open proposal.
+    error MeasurementProposalPending(bytes32 measurement, bytes32 proposalId);
+
     /// @notice The caller's organisation does not own the node.
     /// @param node The node account.
     /// @param orgId The caller's organisation.
@@ -357,6 +428,40 @@ contract Consortium is IConsortium, ConsortiumVoting {
         _castVote(proposalId, _callerOrg());
     }
 
+    /**
+     * @notice Proposes trusting an enclave measurement; the caller's vote is cast too.
+     * When the proposal is executed the measurement is trusted ({MeasurementTrusted}) and
+     * nodes may declare it.
+     * @dev Caller: admin of an Active organisation. At most one proposal per measurement is
+     * open; a revoked measurement can never be trusted again (a fixed build has a new one).
+     * @param measurement Non-zero enclave measurement, neither trusted nor revoked.
+     * @param algorithmDigest Non-zero digest of the approved algorithm the enclave runs.
+     * @return proposalId The trust proposal.
+     */
+    function proposeMeasurement(bytes32 measurement, bytes32 algorithmDigest) external returns (bytes32 proposalId) {
+        bytes32 proposerOrg = _callerOrg();
+        if (measurement == bytes32(0)) revert InvalidMeasurement();
+        if (algorithmDigest == bytes32(0)) revert InvalidAlgorithmDigest();
+        MeasurementStatus status = _measurements[measurement].status;
+        if (status != MeasurementStatus.None) revert MeasurementAlreadyKnown(measurement, status);
+        return _proposeMeasurementAction(ACTION_TRUST_MEASUREMENT, measurement, algorithmDigest, proposerOrg);
+    }
+
+    /**
+     * @notice Proposes revoking a trusted enclave measurement, for good; the caller's vote is cast too.
+     * @dev Caller: admin of an Active organisation. Nodes that declared the measurement keep
+     * it in {nodeInfo}, but {isMeasurementTrusted} turns false and {updateNode} then requires
+     * another (trusted) measurement or none.
+     * @param measurement A trusted enclave measurement.
+     * @return proposalId The revocation proposal.
+     */
+    function proposeMeasurementRevocation(bytes32 measurement) external returns (bytes32 proposalId) {
+        bytes32 proposerOrg = _callerOrg();
+        Measurement storage m = _measurements[measurement];
+        if (m.status != MeasurementStatus.Trusted) revert UntrustedMeasurement(measurement);
+        return _proposeMeasurementAction(ACTION_REVOKE_MEASUREMENT, measurement, m.algorithmDigest, proposerOrg);
+    }
+
     // ---------------------------------------------------------------------- nodes
 
     /**
@@ -365,7 +470,8 @@ contract Consortium is IConsortium, ConsortiumVoting {
      * @param node The node's account; non-zero and never bound before.
      * @param endpoint The node's gRPC endpoint (1..MAX_ENDPOINT_LENGTH bytes).
      * @param tlsCertSha256 SHA-256 of the node's TLS certificate (non-zero).
-     * @param teeMeasurement The node's enclave measurement, zero if none.
+     * @param teeMeasurement The node's enclave measurement, zero if none; otherwise one the
+     * consortium trusts now ({UntrustedMeasurement}).
      */
     function registerNode(address node, string calldata endpoint, bytes32 tlsCertSha256, bytes32 teeMeasurement)
         external
@@ -376,7 +482,10 @@ contract Consortium is IConsortium, ConsortiumVoting {
         Node storage n = _nodes[node];
         n.status = NodeStatus.Active;
         n.tlsCertSha256 = tlsCertSha256;
-        if (teeMeasurement != bytes32(0)) n.teeMeasurement = teeMeasurement;
+        if (teeMeasurement != bytes32(0)) {
+            _requireTrusted(teeMeasurement);
+            n.teeMeasurement = teeMeasurement;
+        }
         n.endpoint = endpoint;
         emit NodeRegistered(node, orgId, endpoint, tlsCertSha256, teeMeasurement);
     }
@@ -387,7 +496,8 @@ contract Consortium is IConsortium, ConsortiumVoting {
      * @param node The node's account.
      * @param endpoint The new gRPC endpoint (1..MAX_ENDPOINT_LENGTH bytes).
      * @param tlsCertSha256 SHA-256 of the new TLS certificate (non-zero).
-     * @param teeMeasurement The new enclave measurement, zero if none.
+     * @param teeMeasurement The new enclave measurement, zero if none; otherwise one the
+     * consortium trusts now ({UntrustedMeasurement}), also when it is unchanged.
      */
     function updateNode(address node, string calldata endpoint, bytes32 tlsCertSha256, bytes32 teeMeasurement)
         external
@@ -395,6 +505,7 @@ contract Consortium is IConsortium, ConsortiumVoting {
         bytes32 orgId = _callerOrg();
         Node storage n = _ownedActiveNode(node, orgId);
         _checkNodeData(endpoint, tlsCertSha256);
+        if (teeMeasurement != bytes32(0)) _requireTrusted(teeMeasurement);
         n.tlsCertSha256 = tlsCertSha256;
         n.teeMeasurement = teeMeasurement;
         n.endpoint = endpoint;
@@ -515,6 +626,35 @@ contract Consortium is IConsortium, ConsortiumVoting {
     }
 
     /// @inheritdoc IConsortium
+    function isMeasurementTrusted(bytes32 measurement) public view returns (bool) {
+        return _measurements[measurement].status == MeasurementStatus.Trusted;
+    }
+
+    /**
+     * @notice Everything stored about an enclave measurement.
+     * @param measurement The enclave measurement.
+     * @return status Its status (None if never trusted).
+     * @return algorithmDigest The algorithm it was trusted with (zero if never trusted).
+     */
+    function measurementInfo(bytes32 measurement)
+        external
+        view
+        returns (MeasurementStatus status, bytes32 algorithmDigest)
+    {
+        Measurement storage m = _measurements[measurement];
+        return (m.status, m.algorithmDigest);
+    }
+
+    /**
+     * @notice The open proposal about an enclave measurement, if any.
+     * @param measurement The enclave measurement.
+     * @return The proposal id, zero if none is open (check {proposalState}, as for {openProposal}).
+     */
+    function openMeasurementProposal(bytes32 measurement) external view returns (bytes32) {
+        return _openMeasurementProposal[measurement];
+    }
+
+    /// @inheritdoc IConsortium
     function governance() external view returns (Governance memory) {
         return Governance(thresholdPercent, minApprovals, proposalLifetime, timelockDelay);
     }
@@ -550,8 +690,8 @@ contract Consortium is IConsortium, ConsortiumVoting {
     /**
      * @notice What a proposal is about.
      * @param proposalId The proposal.
-     * @return action 0 Admit, 1 Suspend, 2 Reinstate.
-     * @return orgId The organisation (zero if unknown).
+     * @return action 0 Admit, 1 Suspend, 2 Reinstate, 3 Trust measurement, 4 Revoke measurement.
+     * @return orgId The organisation, or for actions 3 and 4 the measurement (zero if unknown).
      * @return roles Admissions: the new organisation's roles.
      * @return admin Admissions: the new organisation's admin, bound only at execution.
      */
@@ -602,6 +742,10 @@ contract Consortium is IConsortium, ConsortiumVoting {
         Proposal storage p = _proposals[proposalId];
         bytes32 orgId = p.orgId;
         uint8 action = p.action;
+        if (action >= ACTION_TRUST_MEASUREMENT) {
+            _applyMeasurement(proposalId, p);
+            return;
+        }
         delete _openProposal[orgId];
         Org storage target = _orgs[orgId];
         if (action == ACTION_ADMIT) {
@@ -623,8 +767,50 @@ contract Consortium is IConsortium, ConsortiumVoting {
     function _release(bytes32 proposalId) internal override {
         Proposal storage p = _proposals[proposalId];
         bytes32 orgId = p.orgId;
+        if (p.action >= ACTION_TRUST_MEASUREMENT) {
+            delete _openMeasurementProposal[orgId];
+            return;
+        }
         delete _openProposal[orgId];
         if (p.action == ACTION_ADMIT) delete _orgNames[orgId];
+    }
+
+    /// @dev Trusts or revokes the measurement of an executed measurement proposal.
+    /// Its status cannot have changed since the proposal: only this proposal could change it.
+    function _applyMeasurement(bytes32 proposalId, Proposal storage p) private {
+        bytes32 measurement = p.orgId;
+        delete _openMeasurementProposal[measurement];
+        Measurement storage m = _measurements[measurement];
+        if (p.action == ACTION_TRUST_MEASUREMENT) {
+            bytes32 algorithmDigest = p.algorithmDigest;
+            m.status = MeasurementStatus.Trusted;
+            m.algorithmDigest = algorithmDigest;
+            emit MeasurementTrusted(measurement, algorithmDigest, proposalId);
+        } else {
+            m.status = MeasurementStatus.Revoked;
+            emit MeasurementRevoked(measurement, m.algorithmDigest, proposalId);
+        }
+    }
+
+    function _proposeMeasurementAction(uint8 action, bytes32 measurement, bytes32 algorithmDigest, bytes32 proposerOrg)
+        private
+        returns (bytes32 proposalId)
+    {
+        bytes32 open = _openMeasurementProposal[measurement];
+        if (open != bytes32(0) && _holdsSubject(open)) revert MeasurementProposalPending(measurement, open);
+        proposalId = keccak256(abi.encode(block.chainid, address(this), action, measurement, ++_proposalNonce));
+        Proposal storage p = _proposals[proposalId];
+        p.orgId = measurement;
+        p.action = action;
+        p.algorithmDigest = algorithmDigest;
+        _openMeasurementProposal[measurement] = proposalId;
+        uint64 expiresAt = _openBallot(proposalId);
+        emit MeasurementProposed(proposalId, action, measurement, algorithmDigest, proposerOrg, expiresAt);
+        _castVote(proposalId, proposerOrg);
+    }
+
+    function _requireTrusted(bytes32 measurement) private view {
+        if (!isMeasurementTrusted(measurement)) revert UntrustedMeasurement(measurement);
     }
 
     /// @dev Validates a new organisation's id, roles and admin (nothing is stored).

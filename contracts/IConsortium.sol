@@ -39,6 +39,13 @@ interface IConsortium {
         Revoked
     }
 
+    /// @notice Lifecycle of an enclave measurement: trusted, then revoked, both by vote. `Revoked` is final.
+    enum MeasurementStatus {
+        None,
+        Trusted,
+        Revoked
+    }
+
     /**
      * @notice `account` is neither the admin of an Active organisation nor an Active node
      * of an Active organisation.
@@ -172,6 +179,14 @@ interface IConsortium {
             bytes32 tlsCertSha256,
             bytes32 teeMeasurement
         );
+
+    /**
+     * @notice Whether the consortium trusts an enclave measurement right now (trusted by
+     * vote and not revoked since).
+     * @param measurement The enclave measurement.
+     * @return True if trusted.
+     */
+    function isMeasurementTrusted(bytes32 measurement) external view returns (bool);
 
     /**
      * @notice Organisation on whose behalf `account` may act right now.

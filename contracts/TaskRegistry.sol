@@ -189,6 +189,19 @@ contract TaskRegistry {
     event TaskFailed(bytes32 indexed taskId, address indexed reporter, uint16 reasonCode);
 
     /**
+     * @notice A participant refused an enclave's attestation report for a task and did not
+     * provision its input. The task's state does not change: the participant may challenge
+     * the enclave again, or fail the task with {refuseTask} / {reportFailure}.
+     * @param taskId The task.
+     * @param node The refusing participant node.
+     * @param reportDigest Digest of the refused attestation report (its identity, see docs/tee.md).
+     * @param reason Why, a non-zero code: 1 UNKNOWN_MEASUREMENT, 2 REVOKED_MEASUREMENT,
+     * 3 STALE_NONCE, 4 REPORT_EXPIRED, 5 DIGEST_MISMATCH, 6 BACKEND_NOT_ALLOWED,
+     * 7 BAD_SIGNATURE, 8 UNVERIFIABLE_EVIDENCE, 9 MALFORMED (node/tee/refusal.py, in order).
+     */
+    event AttestationRefused(bytes32 indexed taskId, address indexed node, bytes32 reportDigest, uint8 reason);
+
+    /**
      * @notice The task's deadline passed before it finished.
      * @param taskId The task.
      */
@@ -325,6 +338,9 @@ contract TaskRegistry {
 
     /// @notice A digest or commitment that must be non-zero is zero.
     error InvalidDigest();
+
+    /// @notice The attestation refusal reason is zero.
+    error InvalidRefusalReason();
 
     /**
      * @notice Deploys the task registry; bind it in the authorization registry afterwards.
@@ -464,6 +480,25 @@ contract TaskRegistry {
         if (!consortium.isActiveNode(msg.sender)) revert NodeNotActive(msg.sender);
         _requireState(taskId, t, TaskState.Created);
         _fail(taskId, t, _reportedReason(taskId, t, reasonCode));
+    }
+
+    /**
+     * @notice Records that the caller refused an enclave's attestation report for a task.
+     * @dev Caller: a participant node, active now (node and organisation), while the task is
+     * Created or Running. Only the event is recorded; the task's state is unchanged.
+     * Reason codes are not bounded above, so that a newer node's reasons can be recorded.
+     * @param taskId The task.
+     * @param reportDigest Non-zero digest of the refused report.
+     * @param reason Non-zero reason code (see {AttestationRefused}).
+     */
+    function recordAttestationRefusal(bytes32 taskId, bytes32 reportDigest, uint8 reason) external {
+        Task storage t = _task(taskId);
+        _seat(taskId, t, msg.sender);
+        if (!consortium.isActiveNode(msg.sender)) revert NodeNotActive(msg.sender);
+        _requireLive(taskId, t);
+        if (reportDigest == bytes32(0)) revert InvalidDigest();
+        if (reason == 0) revert InvalidRefusalReason();
+        emit AttestationRefused(taskId, msg.sender, reportDigest, reason);
     }
 
     /**

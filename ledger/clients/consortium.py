@@ -24,6 +24,24 @@ class NodeStatus(IntEnum):
     REVOKED = 2
 
 
+class MeasurementStatus(IntEnum):
+    """`IConsortium.MeasurementStatus`; REVOKED is final."""
+
+    NONE = 0
+    TRUSTED = 1
+    REVOKED = 2
+
+
+class ProposalAction(IntEnum):
+    """`Consortium.ACTION_*`: what a consortium proposal is about."""
+
+    ADMIT = 0
+    SUSPEND = 1
+    REINSTATE = 2
+    TRUST_MEASUREMENT = 3
+    REVOKE_MEASUREMENT = 4
+
+
 class ProposalState(IntEnum):
     """`ConsortiumVoting.ProposalState`; EXECUTED, EXPIRED, VETOED and CANCELLED are final."""
 
@@ -106,6 +124,14 @@ class NodeInfo:
     tee_measurement: bytes
 
 
+@dataclass(frozen=True)
+class MeasurementInfo:
+    """What the consortium stores about an enclave measurement."""
+
+    status: MeasurementStatus
+    algorithm_digest: bytes
+
+
 class ConsortiumClient(BallotClient):
     contract_name = "Consortium"
 
@@ -125,6 +151,23 @@ class ConsortiumClient(BallotClient):
 
     def vote(self, proposal_id: bytes) -> TxReceipt:
         return self._transact("vote", as_bytes32(proposal_id, "proposal_id"))
+
+    def propose_measurement(self, measurement: bytes, algorithm_digest: bytes) -> bytes:
+        """Propose trusting an enclave measurement that runs `algorithm_digest` (the
+        caller's vote is cast too); returns the proposal id, carried by `vote`."""
+        receipt = self._transact(
+            "proposeMeasurement",
+            as_bytes32(measurement, "measurement"),
+            as_bytes32(algorithm_digest, "algorithm_digest"),
+        )
+        return self._measurement_proposal_id(receipt)
+
+    def propose_measurement_revocation(self, measurement: bytes) -> bytes:
+        """Propose revoking a trusted measurement for good; returns the proposal id."""
+        receipt = self._transact(
+            "proposeMeasurementRevocation", as_bytes32(measurement, "measurement")
+        )
+        return self._measurement_proposal_id(receipt)
 
     def register_node(
         self, node: str, endpoint: str, tls_cert_sha256: bytes, tee_measurement: bytes = bytes(32)
@@ -178,6 +221,19 @@ class ConsortiumClient(BallotClient):
         org, status, endpoint, cert, tee = self._call("nodeInfo", as_address(node, "node"))
         return NodeInfo(bytes(org), NodeStatus(status), str(endpoint), bytes(cert), bytes(tee))
 
+    def is_measurement_trusted(self, measurement: bytes) -> bool:
+        """Whether the consortium trusts `measurement` now (see `measurement_trusted_at`
+        in `ledger.measurements` for an earlier block)."""
+        return bool(self._call("isMeasurementTrusted", as_bytes32(measurement, "measurement")))
+
+    def measurement_info(self, measurement: bytes) -> MeasurementInfo:
+        status, digest = self._call("measurementInfo", as_bytes32(measurement, "measurement"))
+        return MeasurementInfo(MeasurementStatus(status), bytes(digest))
+
+    def open_measurement_proposal(self, measurement: bytes) -> bytes:
+        """The open proposal about `measurement` (32 zero bytes if none)."""
+        return bytes(self._call("openMeasurementProposal", as_bytes32(measurement, "measurement")))
+
     def active_org_count(self) -> int:
         return int(self._call("activeOrgCount"))
 
@@ -197,7 +253,7 @@ class ConsortiumClient(BallotClient):
         return bytes(self._call("openProposal", as_bytes32(org_id, "org_id")))
 
     def proposal_subject(self, proposal_id: bytes) -> tuple[int, bytes, int, str]:
-        """(action 0 admit / 1 suspend / 2 reinstate, org id, roles, admin) of a proposal."""
+        """(action (`ProposalAction`), org id or measurement, roles, admin) of a proposal."""
         action, org, roles, admin = self._call(
             "proposalSubject", as_bytes32(proposal_id, "proposal_id")
         )
@@ -239,3 +295,6 @@ class ConsortiumClient(BallotClient):
 
     def _proposal_id(self, receipt: TxReceipt) -> bytes:
         return bytes(self.events_in(receipt, "ProposalCreated")[0]["proposalId"])
+
+    def _measurement_proposal_id(self, receipt: TxReceipt) -> bytes:
+        return bytes(self.events_in(receipt, "MeasurementProposed")[0]["proposalId"])

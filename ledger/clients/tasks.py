@@ -52,6 +52,39 @@ class Reason(IntEnum):
 MIN_REPORTED_REASON = 100  # TaskRegistry.MIN_REPORTED_REASON
 
 
+#: `TaskRegistry.AttestationRefused` reason codes, keyed by the value of
+#: `node.tee.refusal.Reason` (declaration order from 1; 0 is rejected on chain). Never
+#: renumber: add new reasons at the end, as `Reason` does.
+ATTESTATION_REFUSAL_CODES: dict[str, int] = {
+    "UNKNOWN_MEASUREMENT": 1,
+    "REVOKED_MEASUREMENT": 2,
+    "STALE_NONCE": 3,
+    "REPORT_EXPIRED": 4,
+    "DIGEST_MISMATCH": 5,
+    "BACKEND_NOT_ALLOWED": 6,
+    "BAD_SIGNATURE": 7,
+    "UNVERIFIABLE_EVIDENCE": 8,
+    "MALFORMED": 9,
+}
+
+
+def attestation_refusal_code(reason: str) -> int:
+    """The on-chain code of a refusal reason (a `node.tee.refusal.Reason` or its value)."""
+    try:
+        return ATTESTATION_REFUSAL_CODES[str(reason)]
+    except KeyError:
+        raise InvalidInput("reason", f"unknown attestation refusal reason {reason!r}") from None
+
+
+def attestation_refusal_name(code: int) -> str:
+    """The reason an `AttestationRefused` code stands for; ``UNKNOWN_REASON_<code>`` if
+    this build does not know it (a newer node's)."""
+    for name, value in ATTESTATION_REFUSAL_CODES.items():
+        if value == int(code):
+            return name
+    return f"UNKNOWN_REASON_{int(code)}"
+
+
 def reason_name(code: int) -> str:
     """The name of an on-chain failure reason code, as operators and dashboards see it.
 
@@ -151,6 +184,20 @@ class TaskRegistryClient(ContractClient):
 
     def refuse(self, task_id: bytes, reason: int) -> TxReceipt:
         return self._transact("refuseTask", as_bytes32(task_id, "task_id"), int(reason))
+
+    def record_attestation_refusal(
+        self, task_id: bytes, report_digest: bytes, reason: str
+    ) -> TxReceipt:
+        """Record that this node refused an enclave's attestation report for a task.
+
+        `reason` is a `node.tee.refusal.Reason` (or its value); the task's state is unchanged.
+        """
+        return self._transact(
+            "recordAttestationRefusal",
+            as_bytes32(task_id, "task_id"),
+            as_bytes32(report_digest, "report_digest"),
+            attestation_refusal_code(reason),
+        )
 
     def anchor_input(self, task_id: bytes, commitment: bytes) -> TxReceipt:
         return self._transact(

@@ -122,9 +122,12 @@ def _exercise_the_rest(chain: Chain, scenario: ScenarioResult) -> None:
     carry(a.consortium.propose_member(org, "Carrier C", int(Role.PROVIDER), newcomer.address))
     carry(a.consortium.propose_suspension(org))
     carry(a.consortium.propose_reinstatement(org))
+    enclave = name_id("measurement", "bench-enclave")
+    carry(a.consortium.propose_measurement(enclave, name_id("algorithm", "bench-tee")))
     spare = new_account()
-    a.consortium.register_node(spare.address, "127.0.0.1:7999", name_id("cert", "spare"))
+    a.consortium.register_node(spare.address, "127.0.0.1:7999", name_id("cert", "spare"), enclave)
     a.consortium.update_node(spare.address, "127.0.0.1:7998", name_id("cert", "spare2"))
+    carry(a.consortium.propose_measurement_revocation(enclave))
     a.consortium.revoke_node(spare.address)
 
     old = name_id("algorithm", "old")
@@ -161,6 +164,10 @@ def _exercise_the_rest(chain: Chain, scenario: ScenarioResult) -> None:
             [Participant(node_a.account), Participant(node_b.account)],
         )  # fmt: skip
         if finish == "refuse":
+            # a data owner refuses an enclave's report (recorded), then the task
+            node_b.tasks.record_attestation_refusal(
+                tid, name_id("report", "bench"), "UNKNOWN_MEASUREMENT"
+            )
             node_b.tasks.refuse(tid, Reason.PROTOCOL_ERROR)
         elif finish == "report":
             node_a.tasks.accept(tid)

@@ -1018,11 +1018,22 @@ def _new_node(consortium: Consortium) -> LocalAccount:
     return consortium.new_funded_account()
 
 
+def _trusted(consortium: Consortium, name: str) -> bytes:
+    """A measurement the consortium trusts: proposed by bank-a, carried by bank-b's vote."""
+    measurement = name_id("tee", name)
+    proposal = consortium.orgs["bank-a"].clients.consortium.propose_measurement(
+        measurement, name_id("algorithm", name)
+    )
+    consortium.orgs["bank-b"].clients.consortium.vote(proposal)
+    assert consortium.orgs["bank-a"].clients.consortium.is_measurement_trusted(measurement)
+    return measurement
+
+
 def test_register_node(consortium: Consortium) -> None:
     a = consortium.orgs["bank-a"]
     c = a.clients.consortium
     node = _new_node(consortium)
-    cert, tee = name_id("cert", "a2"), name_id("tee", "a2")
+    cert, tee = name_id("cert", "a2"), _trusted(consortium, "a2")
     receipt = c.register_node(node.address, "a2.example:7000", cert, tee)
     assert c.events_in(receipt, "NodeRegistered") == [
         {
@@ -1104,7 +1115,7 @@ def test_register_node_account_and_caller_checks(consortium: Consortium) -> None
 def test_update_node(consortium: Consortium) -> None:
     a = consortium.orgs["bank-a"]
     c = a.clients.consortium
-    cert, tee = name_id("cert", "a-new"), name_id("tee", "a-new")
+    cert, tee = name_id("cert", "a-new"), _trusted(consortium, "a-new")
     receipt = c.update_node(a.node.address, "a.example:7443", cert, tee)
     assert c.events_in(receipt, "NodeUpdated") == [
         {
