@@ -441,6 +441,12 @@ class TaskRunner:
         policy = self._policy(participants, params)
         providers = [p.node for p in participants if p.dataset_id != ZERO]
         self._send_params(channel, envelope, providers)
+        extra: dict[str, Any] = {}
+        if getattr(module, "CHECKPOINTS", False):
+            # Per-round progress (federated learning): anchored by this node's seat.
+            extra["checkpoint"] = lambda number, digest: self.clients.tasks.anchor_checkpoint(
+                task_id, number, digest
+            )
         result = module.run_aggregator(
             channel,
             params,
@@ -449,6 +455,7 @@ class TaskRunner:
             verifier=AddressVerifier(),
             task_id=task_id,
             policy=policy,
+            **extra,
         )
         return self._commit_result(task_id, channel, result.to_json(), providers)
 
