@@ -51,8 +51,9 @@ import numpy as np
 import pyarrow as pa
 
 from ledger.clients.algorithms import AlgorithmKind
-from ledger.rows import COLUMN_TYPES, MAX_SCALE, Column, decimal_unscaled
+from ledger.rows import Column, decimal_unscaled
 from node.algorithms.output_policy import EffectivePolicy
+from node.algorithms.task_columns import MAX_COLUMNS, InvalidParams, column_json, parse_columns
 from node.channel import DEFAULT_TIMEOUT, Channel, ForwardingChannel
 from node.crypto import dp_noise, secagg, shamir
 from node.fl import horizontal
@@ -79,11 +80,11 @@ EXTRA_SOURCES: tuple[str, ...] = (
     str(Path(__file__).resolve().parent / "output_policy.py"),
     str(Path(__file__).resolve().parent / "disclosure.py"),
     str(Path(__file__).resolve().parent / "columnar.py"),
+    str(Path(__file__).resolve().parent / "task_columns.py"),
 )
 
 MODELS = ("logistic-regression", "mlp")
 INT_LIMIT = 2**53 - 1  # integers in params must survive RFC 8785 canonical JSON
-MAX_COLUMNS = 256
 MAX_ROUNDS = 1000
 MAX_LOCAL_STEPS = 10_000
 MAX_HIDDEN = 1024
@@ -150,14 +151,6 @@ _DEFAULTS: dict[str, Any] = {
 }
 
 
-class InvalidParams(ValueError):
-    """Parameters the computation cannot run with; ``field`` names the offending one."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        self.field = field_name
-        super().__init__(f"{field_name}: {message}")
-
-
 class InvalidData(ValueError):
     """A provider's rows the model cannot train on (checked before anything is sent)."""
 
@@ -180,43 +173,6 @@ def _number(data: Mapping[str, Any], name: str, *, positive: bool) -> float:
     if (positive and value <= 0) or value < 0:
         raise InvalidParams(name, f"must be {'> 0' if positive else '>= 0'}, got {value!r}")
     return float(value)
-
-
-def _parse_columns(value: object) -> tuple[Column, ...]:
-    if not isinstance(value, list | tuple) or not 1 <= len(value) <= MAX_COLUMNS:
-        raise InvalidParams("columns", f"must be a list of 1..{MAX_COLUMNS} columns")
-    out: list[Column] = []
-    seen: set[str] = set()
-    for i, item in enumerate(value):
-        where = f"columns[{i}]"
-        if (
-            not isinstance(item, Mapping)
-            or not {"name", "type"} <= set(item)
-            or not set(item) <= {"name", "type", "scale", "identifier"}
-        ):
-            raise InvalidParams(
-                where, 'must be {"name", "type"} with optional "scale" and "identifier"'
-            )
-        name, kind, raw_scale = item["name"], item["type"], item.get("scale")
-        scale = raw_scale if isinstance(raw_scale, int) and _is_int(raw_scale) else 0
-        if not isinstance(name, str) or not name:
-            raise InvalidParams(f"{where}.name", "must be a non-empty string")
-        if kind not in COLUMN_TYPES:
-            raise InvalidParams(f"{where}.type", f"must be one of {list(COLUMN_TYPES)}")
-        if kind == "decimal" and not 1 <= scale <= MAX_SCALE:
-            raise InvalidParams(
-                f"{where}.scale", f"a decimal column needs an integer scale in 1..{MAX_SCALE}"
-            )
-        if kind != "decimal" and "scale" in item:
-            raise InvalidParams(f"{where}.scale", f"only decimal columns have one ({kind})")
-        identifier = item.get("identifier", False)
-        if not isinstance(identifier, bool):
-            raise InvalidParams(f"{where}.identifier", "must be true or false")
-        if name in seen:
-            raise InvalidParams(f"{where}.name", f"duplicate column {name!r}")
-        seen.add(name)
-        out.append(Column(name, kind, identifier, scale if kind == "decimal" else 0))
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -254,7 +210,7 @@ class FLParams:
             raise InvalidParams(unknown[0], "unknown parameter")
         if "columns" not in data:
             raise InvalidParams("columns", "is required")
-        columns = _parse_columns(data["columns"])
+        columns = parse_columns(data["columns"])
         types = {c.name: c.type for c in columns}
         identifiers = {c.name for c in columns if c.identifier}
         features = data.get("features")
@@ -328,16 +284,8 @@ class FLParams:
 
     def to_json(self) -> dict[str, Any]:
         """The canonical JSON form (``from_json(p.to_json()) == p``)."""
-        columns: list[dict[str, Any]] = []
-        for c in self.columns:
-            entry: dict[str, Any] = {"name": c.name, "type": c.type}
-            if c.type == "decimal":
-                entry["scale"] = c.scale
-            if c.identifier:
-                entry["identifier"] = True
-            columns.append(entry)
         out: dict[str, Any] = {
-            "columns": columns,
+            "columns": [column_json(c) for c in self.columns],
             "features": list(self.features),
             "label": self.label,
             "model": self.model,

@@ -67,6 +67,7 @@ from ledger.clients.algorithms import AlgorithmKind
 from ledger.rows import COLUMN_TYPES, MAX_SCALE, MAX_SCALED, Column, decimal_text
 from node.algorithms import columnar
 from node.algorithms.output_policy import EffectivePolicy
+from node.algorithms.task_columns import MAX_COLUMNS, InvalidParams, column_json, parse_columns
 from node.channel import DEFAULT_TIMEOUT, Channel
 from node.crypto import dp_noise, masking, secagg, shamir
 from node.crypto.dp_noise import NoisePlan
@@ -89,6 +90,7 @@ EXTRA_SOURCES: tuple[str, ...] = (
     str(Path(__file__).resolve().parent / "output_policy.py"),
     str(Path(__file__).resolve().parent / "disclosure.py"),
     str(Path(__file__).resolve().parent / "columnar.py"),
+    str(Path(__file__).resolve().parent / "task_columns.py"),
 )
 
 # Decimal filter values and categories as text: no signs but a leading '-', no NaN.
@@ -96,7 +98,6 @@ _DECIMAL_TEXT = re.compile(r"^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9
 INT_LIMIT = 2**53 - 1  # integers in params must survive RFC 8785 canonical JSON
 MAX_EPSILON = 10.0  # beyond this the noise protects nothing worth the name
 MAX_VALUE_BOUND = 2**31  # keeps the sum of squares' DP sensitivity (bound^2) in int64
-MAX_COLUMNS = 256
 MAX_CATEGORIES = 1024
 MAX_PROVIDERS = shamir.MAX_SHARES
 OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -226,14 +227,6 @@ PARAMETER_SCHEMA: dict[str, Any] = {
 # --------------------------------------------------------------------------- parameters
 
 
-class InvalidParams(ValueError):
-    """Parameters the computation cannot run with; ``field`` names the offending one."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        self.field = field_name
-        super().__init__(f"{field_name}: {message}")
-
-
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -272,7 +265,7 @@ class StatsParams:
         unknown = sorted(set(data) - set(PARAMETER_SCHEMA["properties"]))
         if unknown:
             raise InvalidParams(unknown[0], "unknown parameter")
-        columns = _parse_columns(data.get("columns"))
+        columns = parse_columns(data.get("columns"))
         types = {c.name: c.type for c in columns}
         scales = {c.name: c.scale for c in columns}
 
@@ -347,7 +340,7 @@ class StatsParams:
     def to_json(self) -> dict[str, Any]:
         """The canonical JSON form (``from_json(p.to_json()) == p``); absent options omitted."""
         out: dict[str, Any] = {
-            "columns": [_column_json(c) for c in self.columns],
+            "columns": [column_json(c) for c in self.columns],
             "complementary_suppression": self.complementary_suppression,
         }
         if self.min_group_size is not None:
@@ -389,61 +382,6 @@ class StatsParams:
             return secagg.threshold_for(providers, self.threshold)
         except secagg.InvalidSession as exc:
             raise InvalidParams(exc.field, exc.detail) from None
-
-
-def _parse_columns(value: object) -> tuple[Column, ...]:
-    if value is None:
-        raise InvalidParams("columns", "is required")
-    if not isinstance(value, list | tuple) or not 1 <= len(value) <= MAX_COLUMNS:
-        raise InvalidParams("columns", f"must be a list of 1..{MAX_COLUMNS} columns")
-    out: list[Column] = []
-    seen: set[str] = set()
-    for i, item in enumerate(value):
-        where = f"columns[{i}]"
-        if (
-            not isinstance(item, Mapping)
-            or not {"name", "type"} <= set(item)
-            or not set(item) <= {"name", "type", "scale", "identifier"}
-        ):
-            raise InvalidParams(
-                where,
-                'must be {"name": ..., "type": ...} with optional "scale" (decimal columns) '
-                'and "identifier"',
-            )
-        name, kind = item["name"], item["type"]
-        if not isinstance(name, str) or not name:
-            raise InvalidParams(f"{where}.name", "must be a non-empty string")
-        if kind not in COLUMN_TYPES:
-            raise InvalidParams(f"{where}.type", f"must be one of {list(COLUMN_TYPES)}")
-        scale = item.get("scale")
-        if kind == "decimal" and not (isinstance(scale, int) and _is_int(scale)):
-            scale = None
-        if kind == "decimal" and (scale is None or not 1 <= scale <= MAX_SCALE):
-            raise InvalidParams(
-                f"{where}.scale",
-                f"a decimal column needs its scale, an integer in 1..{MAX_SCALE}, got {scale!r}",
-            )
-        if kind != "decimal" and "scale" in item:
-            raise InvalidParams(f"{where}.scale", f"only decimal columns have one ({kind})")
-        identifier = item.get("identifier", False)
-        if not isinstance(identifier, bool):
-            raise InvalidParams(f"{where}.identifier", "must be true or false")
-        if name in seen:
-            raise InvalidParams(f"{where}.name", f"duplicate column {name!r}")
-        seen.add(name)
-        out.append(Column(name, kind, identifier, scale if isinstance(scale, int) else 0))
-    return tuple(out)
-
-
-def _column_json(column: Column) -> dict[str, Any]:
-    """A column as in the parameters: scale for decimals, identifier only when marked
-    (so ``schema_digest(params.columns)`` is the dataset's when they describe it)."""
-    entry: dict[str, Any] = {"name": column.name, "type": column.type}
-    if column.type == "decimal":
-        entry["scale"] = column.scale
-    if column.identifier:
-        entry["identifier"] = True
-    return entry
 
 
 def _check_scalar(where: str, value: object, column_type: str, scale: int = 0) -> int | str:

@@ -199,6 +199,24 @@ def _check_bytes(context: grpc.ServicerContext, value: bytes, field: str, size: 
     return bytes(value)
 
 
+def _dealing(
+    context: grpc.ServicerContext, commitments: Sequence[bytes], share: bytes
+) -> tuple[list[bytes], bytes]:
+    """A dealing's commitments and share as the wire carries them (``Deal`` and
+    ``DeliverJustified``), sizes checked; the commitments are verified by the holder."""
+    if len(commitments) > MAX_HOLDERS:
+        _abort(
+            context,
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"commitments: at most {MAX_HOLDERS} elements, got {len(commitments)}",
+        )
+    checked = [
+        _check_bytes(context, c, f"commitments[{i}]", oprf.ELEMENT_BYTES)
+        for i, c in enumerate(commitments)
+    ]
+    return checked, _check_bytes(context, share, "share", oprf.SCALAR_BYTES)
+
+
 def _check_elements(
     context: grpc.ServicerContext, values: Sequence[bytes], field: str, limit: int
 ) -> list[bytes]:
@@ -343,17 +361,7 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
         holder = self._holder_role(context)
         roster = self._roster(context, request.list_name)
         dealer = self._provider(context, roster, caller)
-        if len(request.commitments) > MAX_HOLDERS:
-            _abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"commitments: at most {MAX_HOLDERS} elements, got {len(request.commitments)}",
-            )
-        commitments = [
-            _check_bytes(context, c, f"commitments[{i}]", oprf.ELEMENT_BYTES)
-            for i, c in enumerate(request.commitments)
-        ]
-        share = _check_bytes(context, request.share, "share", oprf.SCALAR_BYTES)
+        commitments, share = _dealing(context, request.commitments, request.share)
         try:
             duplicate = holder.receive_dealing(
                 roster.list_name, request.epoch, dealer, commitments, share
@@ -726,17 +734,7 @@ class LookupService(lookup_pb2_grpc.LookupServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"dealer_index: expected another provider's index in 1..{roster.n}, got {dealer}",
             )
-        if len(request.commitments) > MAX_HOLDERS:
-            _abort(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"commitments: at most {MAX_HOLDERS} elements, got {len(request.commitments)}",
-            )
-        commitments = [
-            _check_bytes(context, c, f"commitments[{i}]", oprf.ELEMENT_BYTES)
-            for i, c in enumerate(request.commitments)
-        ]
-        share = _check_bytes(context, request.share, "share", oprf.SCALAR_BYTES)
+        commitments, share = _dealing(context, request.commitments, request.share)
         try:
             duplicate = holder.receive_dealing(
                 roster.list_name, request.epoch, dealer, commitments, share
