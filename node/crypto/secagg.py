@@ -121,6 +121,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Protocol, TypeVar
 
+import numpy as np
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -440,14 +441,22 @@ def decode_shares(peer: str, payload: bytes) -> tuple[int, bytes, bytes]:
     return body[0], body[1 : 1 + size], body[1 + size :]
 
 
-def encode_masked(keyset: bytes, vector: Sequence[int]) -> bytes:
-    return _frame(
-        MessageType.MASKED_INPUT,
-        keyset + len(vector).to_bytes(_LENGTH, "big") + masking.encode_vector(vector),
-    )
+def encode_masked(keyset: bytes, vector: Sequence[int] | masking.Limbs) -> bytes:
+    """A masked input, from ring elements as a list or (the provider's path) as limbs."""
+    if isinstance(vector, np.ndarray):
+        length, elements = vector.shape[-1], masking.encode_limbs(vector)
+    else:
+        length, elements = len(vector), masking.encode_vector(vector)
+    return _frame(MessageType.MASKED_INPUT, keyset + length.to_bytes(_LENGTH, "big") + elements)
 
 
 def decode_masked(peer: str, payload: bytes, length: int) -> tuple[bytes, list[int]]:
+    keyset, limbs = decode_masked_limbs(peer, payload, length)
+    return keyset, masking.to_ints(limbs)
+
+
+def decode_masked_limbs(peer: str, payload: bytes, length: int) -> tuple[bytes, masking.Limbs]:
+    """``decode_masked`` with the vector as limbs: the aggregator sums them in numpy."""
     body = _body(
         peer,
         STEP_MASKED,
@@ -460,7 +469,7 @@ def decode_masked(peer: str, payload: bytes, length: int) -> tuple[bytes, list[i
         raise MalformedMessage(
             peer, STEP_MASKED, f"vector of {declared} elements, expected {length}"
         )
-    return body[:DIGEST], masking.decode_vector(body[DIGEST + _LENGTH :], length)
+    return body[:DIGEST], masking.decode_limbs(body[DIGEST + _LENGTH :], length)
 
 
 def encode_survivors(survivors: Sequence[int]) -> bytes:
@@ -789,7 +798,11 @@ def provide(
         raise InvalidSession("providers", f"this party ({me}) is not a provider")
     if len(vector) != s.length:
         raise InvalidSession("vector", f"{len(vector)} elements, the session has {s.length}")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in vector):
+    # The exact-type pass is the common case and ~2x faster at 10^6 elements; the full
+    # check (int subclasses other than bool) decides only when it fails.
+    if not all(type(v) is int for v in vector) and not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in vector
+    ):
         raise InvalidSession("vector", "elements must be integers")
     check = verifier if verifier is not None else AddressVerifier()
     _check_identity(s, me, identity, check)
@@ -841,8 +854,8 @@ def provide(
         raise SetupIncomplete(STEP_SHARES, [p for p in others if p not in held], timeout)
     held[me] = (self_split[i][1], key_split[i][1])
 
-    # 3. The masked input.
-    masked = masking.mask(
+    # 3. The masked input, kept as limbs from the mask to the wire bytes.
+    masked = masking.mask_limbs(
         vector,
         masking.self_mask_seed(self_seed, s.context, me),
         [(masking.pairwise_sign(i, s.index(p)), keys[p][1]) for p in others],
@@ -908,8 +921,8 @@ def collect(
         raise SetupIncomplete(STEP_COMMIT, [p for p in s.providers if p not in commits], timeout)
     expected_keyset = keyset_digest(s.context, [commits[p][0] for p in s.providers])
 
-    def on_masked(peer: str, payload: bytes) -> list[int]:
-        keyset, vector = decode_masked(peer, payload, length)
+    def on_masked(peer: str, payload: bytes) -> masking.Limbs:
+        keyset, vector = decode_masked_limbs(peer, payload, length)
         if keyset != expected_keyset:
             raise ProtocolError(
                 peer, STEP_MASKED, "saw different provider public keys than were committed"
@@ -968,12 +981,14 @@ def collect(
                 raise
             answers.update(more)
 
-    total = [0] * length
+    # The sum in limbs (numpy): the masked inputs, then every mask to strip in one pass of
+    # masking.add_masks; a list of ring elements at the end.
+    total = np.zeros((masking.LIMBS, length), dtype=np.uint64)
+    strip: list[tuple[int, bytes]] = []
     for k in survivors:
         name = s.providers[k]
-        total = masking.add(total, masked[name])
-        self_key = masking.self_mask_seed(self_seeds[k], s.context, name)
-        total = masking.add(total, masking.prg(self_key, length), -1)
+        total = masking.add_limbs(total, masked[name])
+        strip.append((-1, masking.self_mask_seed(self_seeds[k], s.context, name)))
     for d, key_seed in key_seeds.items():
         for j in survivors:
             peer = s.providers[j]
@@ -984,8 +999,9 @@ def collect(
             except masking.KeyAgreementError as exc:
                 raise ProtocolError(peer, STEP_COMMIT, str(exc)) from None
             # j added sign(j, d) * PRG(s_jd) for the dropped d; take it back out.
-            total = masking.add(total, masking.prg(seed, length), -masking.pairwise_sign(j, d))
-    return total, survivors
+            strip.append((-masking.pairwise_sign(j, d), seed))
+    masking.add_masks(total, strip)
+    return masking.to_ints(total), survivors
 
 
 def _reconstruct(

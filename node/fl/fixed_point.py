@@ -61,6 +61,7 @@ __all__ = [
 
 RING_BUDGET = (1 << (masking.RING_BITS - 1)) - 1  # largest signed total the ring decodes
 _DETERMINISTIC_BUDGET = 1 << (masking.RING_BITS - 2)  # the updates' half of the range
+_INT64_LIMIT = 1 << 63
 MAX_FRAC_BITS = 52  # beyond float64's mantissa, more bits only encode rounding noise
 
 FloatVector = npt.NDArray[np.float64]
@@ -138,6 +139,13 @@ class FixedPoint:
         clipped = clip_l2(update, self.clip_norm)
         quantised = np.rint(clipped * float(self.scale))
         w = int(weight)
+        largest = int(np.max(np.abs(quantised))) if quantised.size else 0
+        if largest * w < _INT64_LIMIT:
+            # Every product fits int64: the same integers as the Python loop below (q is
+            # integral, so the cast is exact), without a Python multiply per coordinate.
+            products: list[int] = (quantised.astype(np.int64) * w).tolist()
+            products.append(w)
+            return products
         return [w * int(q) for q in quantised.tolist()] + [w]
 
     def decode_mean(self, totals: Sequence[int]) -> FloatVector:
@@ -164,6 +172,8 @@ def check_fits(vector: Sequence[int], providers: int) -> None:
     included), before it is masked and sent, so any sum of n such vectors decodes
     exactly."""
     budget = RING_BUDGET // providers
+    if len(vector) == 0 or (max(vector) <= budget and min(vector) >= -budget):
+        return  # max/min loop in C; the element-wise loop below finds and names a breach
     for position, value in enumerate(vector):
         if abs(value) > budget:
             raise RingOverflow(

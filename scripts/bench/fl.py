@@ -10,7 +10,8 @@ One JSON report on stdout:
   the initial model plus the decoded plain sum of the same encoded updates.
 * ``masking``: one provider's masking at 10^5 and 10^6 parameters with 10 neighbours:
   fixed-point encoding, 10 X25519 agreements + HKDF seeds, the self-mask seed, the
-  ChaCha20 expansion and ring additions (``masking.mask``), and the wire encoding;
+  ChaCha20 expansion and ring additions (``masking.mask_limbs``, as ``secagg.provide``
+  runs them), and the wire encoding;
   beside flwr's SecAgg+ client masking on the same float vector
   (``scripts/bench/fl_baselines/secaggplus.py`` under ``.venv-fl-baselines``, ``make
   bench-fl-baselines``; ``{"skipped": ...}`` where that venv is missing).
@@ -256,9 +257,10 @@ def provnet_masking(vector: FloatArray, neighbours: int, repeats: int) -> dict[s
         ]
         self_key = masking.self_mask_seed(self_seed, context, names[me])
         t2 = time.perf_counter()
-        masked = masking.mask(encoded, self_key, pairwise)
+        # What `secagg.provide` runs: the masked vector stays in numpy limbs to the wire.
+        masked = masking.mask_limbs(encoded, self_key, pairwise)
         t3 = time.perf_counter()
-        wire = masking.encode_vector(masked)
+        wire = masking.encode_limbs(masked)
         t4 = time.perf_counter()
         for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             parts[name].append(seconds)
