@@ -16,6 +16,12 @@ that into what TLS needs:
   A man in the middle can therefore make discovery fail, never succeed with his own
   certificate.
 
+A failed fetch is retried with exponential backoff (from one poll interval up to
+`MAX_FETCH_BACKOFF`), except a refused connection: nothing listens at the endpoint yet
+(typically a peer still starting, as when a consortium's nodes start together), which
+costs nothing to ask again, so it is retried at the next discovery pass without growing
+the backoff. A wrong certificate, a timeout or a failed handshake still backs off.
+
 Status is re-read from the chain every poll interval (only when the chain head moved:
 state cannot change without a new block), so a revocation or suspension takes effect
 within one interval. If the chain cannot be read for `max_staleness` seconds the view is
@@ -460,7 +466,11 @@ class ChainTrust:
         try:
             der = self._fetch(record.endpoint, self.fetch_timeout)
         except (OSError, InvalidInput) as exc:  # ssl.SSLError and socket timeouts are OSErrors
-            self._failed(digest, f"cannot read its certificate at {record.endpoint}: {exc}")
+            self._failed(
+                digest,
+                f"cannot read its certificate at {record.endpoint}: {exc}",
+                refused=isinstance(exc, ConnectionRefusedError),
+            )
             raise CertificateUnavailable(record.address, record.endpoint, str(exc)) from None
         got = hashlib.sha256(der).digest()
         if got != digest:
@@ -477,12 +487,21 @@ class ChainTrust:
             self._recompute_roots()
         return pem
 
-    def _failed(self, digest: bytes, problem: str) -> None:
+    def _failed(self, digest: bytes, problem: str, *, refused: bool = False) -> None:
+        """Schedule the next fetch of `digest`'s certificate after a failed one.
+
+        A refused connection (nothing listens there yet) is due again after half a poll
+        interval, so the next discovery pass (the status loop starts one every poll
+        interval) retries it; it neither grows nor resets the backoff of other failures.
+        """
         with self._lock:
             backoff = self._backoff.setdefault(digest, _Backoff())
             backoff.problem = problem
-            delay = min(self.poll_interval * 2**backoff.failures, MAX_FETCH_BACKOFF)
-            backoff.failures += 1
+            if refused:
+                delay = self.poll_interval / 2
+            else:
+                delay = min(self.poll_interval * 2**backoff.failures, MAX_FETCH_BACKOFF)
+                backoff.failures += 1
             backoff.next_try = time.monotonic() + delay
 
     def _publish(self, nodes: Mapping[str, NodeRecord], head: bytes) -> None:

@@ -8,6 +8,7 @@ approve an algorithm, register datasets, grant their use, create a task, drive i
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,8 +75,25 @@ class FastSender(Sender):
         return super().transact(fn, gas)
 
 
+# Bound clients per (chain, deployment, account), most recently used last. Binding costs
+# about 16 ms (six web3 contract objects) and every test rebound six of them. Clients and
+# senders hold no state of their own: nonces are kept in `ledger.transactions` and reset
+# whenever the `consortium` fixture reverts its snapshot.
+_BOUND: OrderedDict[tuple[int, int, str], tuple[Consortium, Clients]] = OrderedDict()
+_BOUND_MAX = 64
+
+
 def fast_clients(c: Consortium, account: LocalAccount) -> Clients:
-    return Clients.bind(c.chain, c.deployment, FastSender(c.chain, account))
+    key = (id(c.chain), id(c.deployment), str(account.address))
+    cached = _BOUND.get(key)
+    if cached is not None and cached[0].chain is c.chain and cached[0].deployment is c.deployment:
+        _BOUND.move_to_end(key)
+        return cached[1]
+    clients = Clients.bind(c.chain, c.deployment, FastSender(c.chain, account))
+    _BOUND[key] = (c, clients)  # holding `c` keeps the ids in the key from being reused
+    while len(_BOUND) > _BOUND_MAX:
+        _BOUND.popitem(last=False)
+    return clients
 
 
 @pytest.fixture(autouse=True)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from ledger.artifacts import CONTRACT_NAMES
 from ledger.compiler import artifact_text, compile_sources
 from ledger.paths import BUILD_DIR
 
 
-def test_committed_artifacts_match_a_fresh_compile() -> None:
-    fresh = compile_sources()
+@pytest.fixture(scope="module")
+def fresh() -> dict[str, dict[str, Any]]:
+    """One fresh compile of the committed sources (seconds of solc-js), for both tests."""
+    return compile_sources()
+
+
+def test_committed_artifacts_match_a_fresh_compile(fresh: dict[str, dict[str, Any]]) -> None:
     assert sorted(fresh) == sorted(CONTRACT_NAMES)
     committed = {p.stem for p in BUILD_DIR.glob("*.json")}
     assert committed == set(fresh), "stale or missing artifacts: run `provnet contracts build`"
@@ -19,6 +28,6 @@ def test_committed_artifacts_match_a_fresh_compile() -> None:
         )
 
 
-def test_every_artifact_targets_prague() -> None:
-    for name, artifact in compile_sources().items():
+def test_every_artifact_targets_prague(fresh: dict[str, dict[str, Any]]) -> None:
+    for name, artifact in fresh.items():
         assert artifact["settings"]["evmVersion"] == "prague", name

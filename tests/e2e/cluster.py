@@ -22,6 +22,8 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from ledger.chain import Chain
 from ledger.clients import Clients
@@ -29,7 +31,7 @@ from ledger.clients.algorithms import AlgorithmKind
 from ledger.deploy import GenesisMember, Governance, deploy
 from ledger.deployment import Deployment
 from ledger.ids import hex32, name_id
-from ledger.keys import new_account, read_keystore, write_keystore
+from ledger.keys import new_account, read_keystore
 from ledger.roles import Role
 from ledger.transactions import Sender
 from node.algorithms import stats
@@ -42,6 +44,13 @@ from scripts.cli import main
 from tests.anvil import free_port
 
 PASSWORD = "node-password"
+# The cluster's keystores (the admins', and each node's once `node init` wrote it) use
+# scrypt with n = 2**14 instead of eth-account's default 2**18: the same standard keystore
+# format, unlocked by the same code, in milliseconds instead of about a second of CPU.
+# Every `node register` unlocks two and every node start one (a crash test restarts a
+# node twice per case): at the default cost, unlocking was most of a cluster's set-up.
+# `provnet node init`'s default-cost keystores run end to end in test_readme.py.
+TEST_SCRYPT_N = 2**14
 ORGS = (
     ("bank-a", int(Role.PROVIDER | Role.CONSUMER)),
     ("bank-b", int(Role.PROVIDER | Role.CONSUMER)),
@@ -140,9 +149,9 @@ class NodeProcess:
         """Until the node has verified every active peer's certificate (`GET /peers`).
 
         Before that, a call between two nodes can fail the TLS handshake: the callee
-        does not accept the caller's certificate yet. Nodes started at once on a loaded
-        machine back off from peers that were not listening yet, so this can take a
-        few poll intervals.
+        does not accept the caller's certificate yet. Nodes started at once ask a peer
+        that was not listening yet again at their next poll (`node.peer.trust`), so this
+        takes about one poll interval after the last node listens.
         """
         deadline = time.monotonic() + timeout
         while True:
@@ -289,6 +298,14 @@ class Cluster:
                 time.sleep(0.3)
 
 
+def write_test_keystore(account: LocalAccount, path: Path, password: str) -> None:
+    """(Over)write ``path`` with ``account``'s keystore at TEST_SCRYPT_N, private to its owner."""
+    keystore = Account.encrypt(account.key, password, kdf="scrypt", iterations=TEST_SCRYPT_N)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(keystore, fh)
+
+
 def write_rows(path: Path, seed: int, count: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     rows = [
@@ -333,7 +350,7 @@ def running_cluster(
     admins = {name: new_account() for name, _ in orgs}
     for name, account in admins.items():
         chain.fund(account.address, wei)
-        write_keystore(account, tmp / f"{name}-admin.json", PASSWORD)
+        write_test_keystore(account, tmp / f"{name}-admin.json", PASSWORD)
     genesis = [GenesisMember(name_id("org", n), n, r, admins[n].address) for n, r in orgs]
     deployment = deploy(chain, Sender(chain, deployer), Governance.dev(50), genesis)
     manifest = tmp / "manifest.json"
@@ -350,7 +367,10 @@ def running_cluster(
             raw = json.loads(config_path.read_text())
             raw["protocol_timeout"] = protocol_timeout
             config_path.write_text(json.dumps(raw))
-        address = read_keystore(NodeConfig.load(config_path).keystore, PASSWORD).address
+        keystore = NodeConfig.load(config_path).keystore
+        account = read_keystore(keystore, PASSWORD)
+        write_test_keystore(account, keystore, PASSWORD)  # see TEST_SCRYPT_N
+        address = account.address
         chain.fund(address, wei)
         assert main(["node", "register", "--config", str(config_path),
                      "--admin-keystore", str(tmp / f"{name}-admin.json")]) == 0  # fmt: skip
@@ -380,5 +400,9 @@ def running_cluster(
             node.wait_peers(timeout=2 * MAX_FETCH_BACKOFF + 30.0)
         yield cluster
     finally:
+        # SIGTERM to all first, so that they shut down side by side; then wait for each.
+        for node in nodes.values():
+            if node.process is not None and node.process.poll() is None:
+                node.process.send_signal(signal.SIGTERM)
         for node in nodes.values():
             node.stop()
