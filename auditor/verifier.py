@@ -16,6 +16,7 @@ from auditor.verify.check import (
     Malformed,
     digest32,
 )
+from auditor.verify.checkpoints import ResultDisclosure, check_fl_round_chain
 from auditor.verify.deployment import deployment_checks
 from auditor.verify.evidence import check_evidence
 from auditor.verify.failure import MIN_REPORTED_REASON, check_failure_reporter
@@ -43,11 +44,13 @@ __all__ = [
     "Check",
     "Malformed",
     "Message",
+    "ResultDisclosure",
     "TaskHistory",
     "check_algorithm_approved",
     "check_anchor_log",
     "check_evidence",
     "check_failure_reporter",
+    "check_fl_round_chain",
     "check_grants",
     "check_inputs",
     "check_lifecycle_order",

@@ -39,6 +39,7 @@ from node.lookup.node.roles import LookupNode
 from node.peer.trust import ChainTrust, TrustUnavailable
 from node.service import NodeService
 from node.service_errors import Conflict, UnknownDataset, UnknownTask
+from node.tee.status import TeeStatus
 
 MAX_FILENAME_CHARS = 200
 
@@ -201,6 +202,7 @@ def create_app(
     max_request_bytes: int = MAX_REQUEST_BYTES,
     lookup: LookupNode | None = None,
     trust: ChainTrust | None = None,
+    tee: TeeStatus | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="provnet node API",
@@ -446,6 +448,17 @@ def create_app(
                 "that their registered endpoint is reachable from here; this retries by itself"
             ),
         }
+
+    # --- attested jobs: what this node hosts and trusts (node/tee/status.py) -------------
+
+    @app.get("/tee", dependencies=guard, responses=error_responses(*entry, 502))
+    def tee_status() -> dict[str, Any]:
+        """Whether this node hosts enclaves (and its platform key), which enclaves its
+        data may be provisioned to, and whether this build's enclave measurement is
+        trusted on chain. The only backend is `simulated`: no hardware isolation."""
+        if tee is None:
+            raise ChainError("this API serves no attested-job view")
+        return tee.to_json()
 
     # --- anonymous lookups (node/lookup/node/; 404 on a node without a lookup config) ---
 

@@ -41,6 +41,10 @@ with the defaults below) and `provnet node init` writes them all:
   by roster file, and the lookup roles' settings; see
   ``node/lookup/node/settings.py``. A node named among a roster's providers is a key
   holder of that list, its relay is the relay, any other node with the roster queries.
+* ``tee`` (default unset: no attested jobs): whether this node hosts ``tee-join``
+  enclaves (``"backend": "simulated"``), and which enclaves its data may be provisioned
+  to (``allowed_backends``, ``simulated_platform_keys``, ``max_report_age``); see
+  ``node/tee/settings.py``.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from typing import Any
 from ledger.ids import InvalidInput
 from ledger.jsonfile import read_json, write_json_atomic
 from node.lookup.node.settings import LookupSettings
+from node.tee.settings import TeeSettings
 
 CONFIG_VERSION = 1
 
@@ -92,6 +97,7 @@ class NodeConfig:
     api_tls_key: Path | None = None
     compute_processes: int = 0  # 0: one worker per CPU core
     lookup: LookupSettings | None = None  # anonymous lookups: rosters and settings
+    tee: TeeSettings | None = None  # attested jobs: hosting and trusted enclaves
 
     def to_json(self) -> dict[str, Any]:
         raw = asdict(self)
@@ -103,6 +109,7 @@ class NodeConfig:
                 v = list(v)
             values[k] = v
         values["lookup"] = None if self.lookup is None else self.lookup.to_json()
+        values["tee"] = None if self.tee is None else self.tee.to_json()
         return {"version": CONFIG_VERSION, **values}
 
     def save(self, path: Path) -> None:
@@ -145,6 +152,8 @@ class NodeConfig:
                 values[name] = _org_ids(value, field)
             elif kind == "LookupSettings | None":
                 values[name] = LookupSettings.from_json(value, base, field)
+            elif kind == "TeeSettings | None":
+                values[name] = TeeSettings.from_json(value, field)
             else:
                 if not isinstance(value, str) or not value:
                     raise InvalidInput(field, f"expected text, got {value!r}")

@@ -22,6 +22,7 @@ import uvicorn
 
 from ledger.chain import Chain
 from ledger.clients import Clients
+from ledger.clients.measurements import read_measurement_sets
 from ledger.clients.tasks import Reason
 from ledger.deployment import Deployment
 from ledger.deployment_binding import require_bound
@@ -29,7 +30,7 @@ from ledger.ids import InvalidInput
 from ledger.keys import password_from, read_keystore
 from ledger.transactions import Sender
 from node.admission import TaskRefused
-from node.algorithms import psi, psi_fast, stats
+from node.algorithms import fl_horizontal, psi, psi_fast, stats, tee
 from node.algorithms.package import package_of
 from node.api import create_app
 from node.channel import Channel
@@ -45,11 +46,13 @@ from node.peer.trust import ChainTrust
 from node.runner import TaskRunner
 from node.service import NodeService
 from node.state import TaskStateStore
+from node.tee.simulated import SimulatedBackend
+from node.tee.status import TeeStatus
 
 log = logging.getLogger("provnet.node")
 
 #: The algorithms this build can run; their digests are recomputed from the code.
-ALGORITHMS: tuple[ModuleType, ...] = (stats, psi, psi_fast)
+ALGORITHMS: tuple[ModuleType, ...] = (stats, psi, psi_fast, fl_horizontal, tee)
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Node:
     server: PeerServer
     trust: ChainTrust
     lookup: LookupNode | None = None
+    tee: TeeStatus | None = None
 
 
 def inbox_opener(inbox: Inbox) -> Callable[[bytes, list[str]], None]:
@@ -161,6 +165,8 @@ def build_node(config: NodeConfig) -> Node:
             parse_host_port(config.peer_listen, "config.peer_listen")[0],
             trust.peer,
         ),
+        tee_backend=None if config.tee is None else config.tee.host(bytes(account.key)),
+        tee_trust=None if config.tee is None else config.tee.trust(),
     )
     service = NodeService(
         clients,
@@ -170,7 +176,17 @@ def build_node(config: NodeConfig) -> Node:
         state,
         {m.NAME: m for m in ALGORITHMS},
     )
-    return Node(config, service, runner, server, trust, lookup)
+    consortium = clients.consortium
+    tee_backend = runner.tee_backend
+    tee_status = TeeStatus(
+        config.tee,
+        tee_backend.platform_public_key if isinstance(tee_backend, SimulatedBackend) else None,
+        [m for m in ALGORITHMS if getattr(m, "ATTESTED", False)],
+        lambda: read_measurement_sets(
+            consortium.chain, consortium.address, confirmations=config.confirmations
+        ),
+    )
+    return Node(config, service, runner, server, trust, lookup, tee_status)
 
 
 def api_server_config(config: NodeConfig, app: Any, host: str, port: int) -> uvicorn.Config:
@@ -200,6 +216,7 @@ def run_node(config: NodeConfig) -> int:
         max_upload_bytes=config.api_max_upload_bytes,
         lookup=node.lookup,
         trust=node.trust,
+        tee=node.tee,
     )
     server = uvicorn.Server(api_server_config(config, app, host, port))
 

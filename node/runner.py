@@ -49,6 +49,7 @@ from eth_account.signers.local import LocalAccount
 from ledger.artifacts import abi
 from ledger.canonical import digest_json
 from ledger.clients import Clients
+from ledger.clients.measurements import read_measurement_sets
 from ledger.clients.tasks import Participant, Reason, TaskState
 from ledger.errors import ContractRevert
 from ledger.events import Event, EventReader, Source
@@ -77,6 +78,9 @@ from node.peer.direct_link import DirectLink
 from node.query_history import QueryHistory
 from node.state import TaskRecord, TaskStateStore
 from node.task_prechecks import pending_time
+from node.tee.backend import Backend
+from node.tee.refusal import Refused
+from node.tee.settings import TeeTrust
 
 log = logging.getLogger("provnet.runner")
 
@@ -201,6 +205,11 @@ class TaskRunner:
     # This node's TLS identity and its peers' pinned certificates, for an engine that
     # runs its own TLS transport (the fast PSI mode); None where no such engine runs.
     direct_link: DirectLink | None = None
+    # Attested jobs (``tee-join``): the enclave backend this node hosts jobs with (a
+    # COMPUTE node), and what it checks other hosts' enclaves against as a data owner
+    # (node config ``tee``). None: this node takes no part in such a job in that role.
+    tee_backend: Backend | None = None
+    tee_trust: TeeTrust | None = None
     _pool: Executor | None = field(default=None, init=False)
     _queries: QueryHistory = field(init=False)
     _cursor: int = field(default=-1, init=False)
@@ -383,7 +392,11 @@ class TaskRunner:
             StoreTranscript(self.evidence, task_id),
         )
         self._channels[task_id] = channel
-        if is_requester_style(module):
+        if getattr(module, "ATTESTED", False):
+            commitment = self._run_attested(
+                task_id, info.params_digest, module, channel, slot, participants
+            )
+        elif is_requester_style(module):
             if participants[0].node.lower() == self.address.lower():
                 commitment = self._run_requester(
                     task_id, info.params_digest, module, channel, slot, participants
@@ -458,6 +471,132 @@ class TaskRunner:
             **extra,
         )
         return self._commit_result(task_id, channel, result.to_json(), providers)
+
+    # attested jobs (TEE): the data-less seat hosts the enclave, the others own data -----
+
+    def _run_attested(
+        self,
+        task_id: bytes,
+        expected_digest: bytes,
+        module: ModuleType,
+        channel: Channel,
+        slot: Participant,
+        participants: list[Participant],
+    ) -> bytes:
+        hosts = [p.node for p in participants if p.dataset_id == ZERO]
+        owners = [p.node for p in participants if p.dataset_id != ZERO]
+        if len(hosts) != 1:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, f"expected one host, found {len(hosts)}")
+        if slot.dataset_id == ZERO:
+            return self._host_attested(task_id, expected_digest, module, channel, owners)
+        return self._own_attested(
+            task_id, expected_digest, module, channel, slot, participants, hosts[0]
+        )
+
+    def _host_attested(
+        self,
+        task_id: bytes,
+        expected_digest: bytes,
+        module: ModuleType,
+        channel: Channel,
+        owners: list[str],
+    ) -> bytes:
+        envelope = self._stored_envelope(task_id, expected_digest)
+        params = module.Params.from_json(envelope.params)
+        self._send_params(channel, envelope, owners)
+        if self.tee_backend is None:
+            raise ProtocolFailure(
+                Reason.PROTOCOL_ERROR,
+                "this node hosts no enclaves: set tee.backend in its node.json",
+            )
+        enclave = self.tee_backend.launch(task_id, module)
+        try:
+            result = module.run_host(
+                channel, params, owners, enclave, task_id=task_id, timeout=self.protocol_timeout
+            )
+        except module.HostRefused as exc:
+            raise ProtocolFailure(Reason.ATTESTATION_REFUSED, str(exc)) from None
+        except Refused as exc:
+            raise ProtocolFailure(Reason.PROTOCOL_ERROR, f"enclave: {exc}") from None
+        # The destruction receipt, anchored: its signed statement is in the result.
+        self.clients.tasks.anchor_checkpoint(
+            task_id, module.RECEIPT_CHECKPOINT, result.receipt.statement_digest
+        )
+        return self._commit_result(task_id, channel, result.to_json(), owners)
+
+    def _own_attested(
+        self,
+        task_id: bytes,
+        expected_digest: bytes,
+        module: ModuleType,
+        channel: Channel,
+        slot: Participant,
+        participants: list[Participant],
+        host: str,
+    ) -> bytes:
+        envelope = self._received_envelope(channel, host, expected_digest)
+        params = module.Params.from_json(envelope.params)
+        held = self._held_data(slot)
+        policy = self._policy(participants, params)
+        if policy.differential_privacy:
+            raise ProtocolFailure(
+                Reason.PROTOCOL_ERROR,
+                f"dataset classification requires differential privacy; {module.NAME} adds none",
+            )
+        if self.tee_trust is None:
+            raise ProtocolFailure(
+                Reason.ATTESTATION_REFUSED,
+                "this node trusts no enclave backend: set tee.allowed_backends in its node.json",
+            )
+        consortium = self.clients.consortium
+        sets = read_measurement_sets(
+            consortium.chain, consortium.address, confirmations=self.confirmations
+        )
+        trust = module.OwnerTrust(
+            policy=self.tee_trust.policy,
+            verifiers=self.tee_trust.verifiers,
+            trusted=sets.trusted,
+            revoked=sets.revoked,
+            approved_digest=self.clients.tasks.info(task_id).algorithm_digest,
+            now=lambda: int(self.clock()),
+        )
+
+        def record_refusal(report_digest: bytes, refused: Refused) -> None:
+            self.clients.tasks.record_attestation_refusal(
+                task_id, report_digest, refused.reason.value
+            )
+
+        try:
+            module.run_owner(
+                channel,
+                params,
+                held.table,
+                host,
+                task_id=task_id,
+                trust=trust,
+                min_group_size=policy.min_group_size,
+                on_refusal=record_refusal,
+                timeout=self.protocol_timeout,
+            )
+        except module.InvalidData as exc:
+            raise ProtocolFailure(Reason.DATASET_MISMATCH, str(exc)) from None
+        except module.AttestationRefused as exc:
+            # The host fails the task once every owner has answered (so every owner's
+            # refusal is on chain first); fail it ourselves only if it does not.
+            self._await_verdict(task_id)
+            refused = exc.refused
+            raise ProtocolFailure(
+                Reason.ATTESTATION_REFUSED, f"{refused.reason.value}: {refused.detail}"
+            ) from None
+        return self._received_commitment(channel, host)
+
+    def _await_verdict(self, task_id: bytes) -> None:
+        """Wait, at most one protocol timeout, for the chain to end a running task."""
+        deadline = time.monotonic() + self.protocol_timeout
+        while self.clients.tasks.state(task_id) == TaskState.RUNNING:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.2)
 
     def _stored_envelope(self, task_id: bytes, expected_digest: bytes) -> ParamsEnvelope:
         """The parameters this node (the task's creator) committed to on chain."""
@@ -758,7 +897,8 @@ class TaskRunner:
         log.warning("task 0x%s failed: %s", task_id.hex(), detail)
         record = self.state.get(task_id)
         if record is not None and not record.final:
-            self.state.fail(task_id, f"{reason.name}: {detail}")
+            # The chain's verdict may be recorded meanwhile (`_finish`): keep that one.
+            self.state.fail(task_id, f"{reason.name}: {detail}", unless_final=True)
         if self.clients.tasks.state(task_id) in (TaskState.CREATED, TaskState.RUNNING):
             try:
                 self.clients.tasks.report_failure(task_id, reason)

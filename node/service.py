@@ -616,6 +616,7 @@ class NodeService:
             ),
             "failure": why["failure"] if why else None,
             "refusals": why["refusals"] if why else [],
+            "attestationRefusals": why["attestationRefusals"] if why else [],
         }
 
     def task_result(self, task: object) -> dict[str, Any]:

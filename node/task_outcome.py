@@ -15,7 +15,7 @@ from web3 import Web3
 
 from ledger.artifacts import abi
 from ledger.clients import Clients
-from ledger.clients.tasks import reason_name
+from ledger.clients.tasks import attestation_refusal_name, reason_name
 from ledger.events import Event, EventReader, Source
 from ledger.ids import hex32
 
@@ -45,16 +45,20 @@ def _sender(clients: Clients, event: Event) -> tuple[str, bytes]:
 
 
 def outcome(clients: Clients, task_id: bytes, first_block: int = 0) -> dict[str, Any]:
-    """``{"failure": None | {...}, "refusals": [...]}`` for a task, from its events.
+    """``{"failure": None | {...}, "refusals": [...], "attestationRefusals": [...]}``
+    for a task, from its events.
 
     ``failure``: ``{"reason": NAME, "code": n, "reportedBy": address, "org": name}``;
     reasons are `ledger.clients.tasks.Reason` names, plus ``EXPIRED`` (deadline passed,
     code 0, reported by whoever called `expire`) and ``RESULTS_DIFFER`` (disputed,
     code 0). ``refusals``: the participants that refused the task before it started
-    (at most one: the first refusal fails the task on chain).
+    (at most one: the first refusal fails the task on chain). ``attestationRefusals``:
+    each data owner that refused an attested job's enclave (`AttestationRefused`),
+    ``{"node", "org", "reason", "reportDigest"}``, the reason a `node.tee.refusal.Reason`.
     """
     failure: dict[str, Any] | None = None
     refusals: list[dict[str, Any]] = []
+    attestation: list[dict[str, Any]] = []
     started = False
     for event in task_events(clients, task_id, first_block):
         if event.name == "TaskStarted":
@@ -73,6 +77,16 @@ def outcome(clients: Clients, task_id: bytes, first_block: int = 0) -> dict[str,
                 refusals.append(
                     {"node": reporter, "org": org, "reason": reason_name(code), "code": code}
                 )
+        elif event.name == "AttestationRefused":
+            node = str(event.args["node"])
+            attestation.append(
+                {
+                    "node": node,
+                    "org": _org_name(clients, node),
+                    "reason": attestation_refusal_name(int(event.args["reason"])),
+                    "reportDigest": hex32(bytes(event.args["reportDigest"])),
+                }
+            )
         elif event.name in ("TaskExpired", "TaskDisputed"):
             sender = _sender(clients, event)[0]
             failure = {
@@ -81,4 +95,4 @@ def outcome(clients: Clients, task_id: bytes, first_block: int = 0) -> dict[str,
                 "reportedBy": sender,
                 "org": _org_name(clients, sender),
             }
-    return {"failure": failure, "refusals": refusals}
+    return {"failure": failure, "refusals": refusals, "attestationRefusals": attestation}

@@ -27,6 +27,7 @@ from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
 from auditor.report import dsse
 from auditor.service.verification import TaskVerifier, Verification, envelope_bytes
 from auditor.verify.check import FAIL, NOT_APPLICABLE, PASS
+from auditor.verify.checkpoints import ResultDisclosure
 from ledger.chain import Chain
 from ledger.clients import Clients
 from ledger.deployment import Deployment
@@ -98,6 +99,20 @@ def load_params(path: Path | None) -> ParamsEnvelope | None:
     if isinstance(raw, dict) and "result" in raw and "params" in raw:
         raw = raw["params"]
     return ParamsEnvelope.from_json(raw, "params")
+
+
+def load_result(path: Path | None) -> ResultDisclosure | None:
+    """The creator's disclosed result and commitment salt, when ``--params`` is its whole
+    ``provnet task result`` answer (what the round-chain and enclave checks open)."""
+    if path is None:
+        return None
+    raw = read_json(path, "params")
+    if not isinstance(raw, dict) or "result" not in raw or "commitmentSalt" not in raw:
+        return None
+    try:
+        return ResultDisclosure.from_json(raw)
+    except ValueError as exc:
+        raise InvalidInput("params", f"the disclosed result: {exc}") from None
 
 
 def _summary(result: Verification) -> str:
@@ -178,7 +193,8 @@ def audit_verify(args: argparse.Namespace) -> int:
     verifier = _verifier(args, signer)
     if transcripts is None and verifier.evidence is None:
         transcripts = {}
-    result = verifier.verify(task_id, params, transcripts)
+    disclosed = load_result(getattr(args, "params", None))
+    result = verifier.verify(task_id, params, transcripts, disclosed)
     written: dict[str, str] = {}
     if result.envelope is not None and report_path is not None:
         # The exact bytes the digest is over (RFC 8785), so `sha256sum` matches it.

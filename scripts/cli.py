@@ -83,7 +83,8 @@ def _lazy(module: str, name: str) -> Handler:
 
 
 def add_member_verbs(sub: Any) -> None:
-    """`key`, `consortium`, `org` and `algorithm`: the steps a member takes besides its node."""
+    """`key`, `consortium`, `org`, `algorithm` and `measurement`: the steps a member takes
+    besides its node."""
     from scripts.chain_source import add_admin_key, add_chain_source
 
     key = sub.add_parser("key", help="local account keys")
@@ -145,6 +146,40 @@ def add_member_verbs(sub: Any) -> None:
         add_admin_key(verb)
         verb.add_argument("algorithm", nargs="?", metavar="NAME|DIGEST")
         verb.set_defaults(handler=_lazy("scripts.algorithm_command", f"algorithm_{action}"))
+
+    tee_cmd = sub.add_parser("tee", help="a grantee's key for sealed enclave results")
+    tee_sub = tee_cmd.add_subparsers(dest="action", required=True)
+    rkey = tee_sub.add_parser(
+        "result-key", help="make an X25519 key pair; tee-join seals its output to it"
+    )
+    rkey.add_argument("--out", required=True, type=Path, help="new file for the private key")
+    rkey.set_defaults(handler=_lazy("scripts.tee_command", "tee_result_key"))
+    opener = tee_sub.add_parser("open-result", help="open a sealed tee-join output")
+    opener.add_argument("--key", required=True, type=Path, help="the result-key private key")
+    opener.add_argument("result", type=Path, help="the host's `provnet task result` JSON")
+    opener.set_defaults(handler=_lazy("scripts.tee_command", "tee_open_result"))
+
+    measurement = sub.add_parser(
+        "measurement", help="the enclave measurements the consortium trusts (attested jobs)"
+    )
+    measurement_sub = measurement.add_subparsers(dest="action", required=True)
+    for action, text, metavar in (
+        ("list", "every enclave measurement on chain, and this build's own", None),
+        ("propose", "propose this build's enclave of an algorithm (the admin votes too)", "NAME"),
+        ("revoke", "propose revoking a trusted measurement, for good", "MEASUREMENT"),
+        ("vote", "vote for a measurement proposal (trust or revocation)", "PROPOSAL"),
+    ):
+        verb = measurement_sub.add_parser(action, help=text)
+        add_chain_source(verb)
+        add_admin_key(verb)
+        if metavar is not None:
+            verb.add_argument("target", nargs="?", metavar=metavar)
+        if action == "propose":
+            verb.add_argument(
+                "--backend",
+                help="the enclave backend to measure for: simulated (no hardware isolation)",
+            )
+        verb.set_defaults(handler=_lazy("scripts.measurement_command", f"measurement_{action}"))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -285,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--params",
         type=Path,
         help='the creator\'s `task result` JSON (or {"params", "salt"}): checks the '
-        "parameters against the on-chain paramsDigest",
+        "parameters against the on-chain paramsDigest; the whole answer also discloses "
+        "the result, which the FL round-chain and TEE attestation checks open",
     )
     verify.add_argument(
         "--sign-key",
@@ -347,6 +383,12 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--admin-keystore", required=True, type=Path, help="org admin key")
     register.add_argument("--admin-password-env", default="PROVNET_ADMIN_PASSWORD")
     register.set_defaults(handler=_node_register)
+    tee_key = node_sub.add_parser(
+        "tee-key",
+        help="this host's simulated enclave platform key, for data owners' node.json",
+    )
+    _config_arg(tee_key)
+    tee_key.set_defaults(handler=_lazy("scripts.node_command", "node_tee_key"))
     run = node_sub.add_parser("run", help="run the node: peer server, task runner, REST API")
     _config_arg(run)
     run.set_defaults(handler=_operator("node_run"))

@@ -1,9 +1,13 @@
-"""`provnet node init` and `provnet node register`: a node's identity, then its place on chain."""
+"""`provnet node init`, `register` and `tee-key`: a node's identity, its place on chain, and
+the enclave platform key data owners must list before they trust the enclaves it hosts."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger.chain import Chain
 from ledger.clients import Clients
@@ -14,6 +18,8 @@ from ledger.keys import new_account, password_from, read_keystore, write_keystor
 from ledger.transactions import Sender
 from node.config import NodeConfig, new_api_token, parse_host_port
 from node.identity import certificate_digest, new_tls_identity
+from node.tee.settings import simulated_platform_key
+from node.tee.simulated import SIMULATED
 
 CONFIG_NAME = "node.json"
 
@@ -88,4 +94,45 @@ def node_register(args: argparse.Namespace) -> int:
         print(f"updated node {node_account.address} to {config.peer_endpoint}")
     else:
         print(f"node {node_account.address} already registered; nothing to do")
+    return 0
+
+
+def node_tee_key(args: argparse.Namespace) -> int:
+    """Print this host's simulated platform public key, which data owners must list.
+
+    An owner believes a simulated enclave's report only when the platform key that signed
+    it is in its own `tee.simulated_platform_keys`; the key is derived from the node's
+    account key (`node.tee.settings`), so it is read here from the keystore, never stored.
+    A node without `tee.backend` hosts no enclave, so it has no platform key to show.
+    """
+    config = NodeConfig.load(args.config)
+    if config.tee is None or config.tee.backend is None:
+        raise InvalidInput(
+            "tee.backend",
+            f'{args.config} hosts no enclaves: add "tee": {{"backend": "{SIMULATED}"}} to it '
+            "(on the node that creates tee-join tasks: it runs their enclave), then rerun",
+        )
+    if config.tee.backend != SIMULATED:
+        raise InvalidInput(
+            "tee.backend",
+            f"{config.tee.backend!r} attests with the hardware's own key; only the "
+            f"{SIMULATED} backend has a platform key derived from the node's account",
+        )
+    account = read_keystore(config.keystore, password_from(config.password_env))
+    public = simulated_platform_key(bytes(account.key)).public_key()
+    key = public.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+    snippet = json.dumps(
+        {"tee": {"allowed_backends": [SIMULATED], "simulated_platform_keys": [key]}}
+    )
+    out = {
+        "node": account.address,
+        "backend": SIMULATED,
+        "platformKey": key,
+        "note": "simulated backend: no hardware isolation; this host can read every input "
+        "and forge reports, so an owner that lists this key trusts the host's operator "
+        "(docs/tee.md)",
+        "next": "data owners that accept this host add its key to tee.simulated_platform_keys "
+        f"in their node.json, e.g. {snippet}, then restart their node (provnet node run)",
+    }
+    print(json.dumps(out, indent=2))
     return 0

@@ -311,6 +311,13 @@ def _print_failure(status: dict[str, Any]) -> None:
             f"{refusal.get('reason')} (code {refusal.get('code')})",
             file=sys.stderr,
         )
+    for refusal in status.get("attestationRefusals") or []:
+        print(
+            f"enclave refused by {refusal.get('node')} of {refusal.get('org')}: "
+            f"{refusal.get('reason')} (report {refusal.get('reportDigest')}); see "
+            "GET /tee on the host and docs/tee.md",
+            file=sys.stderr,
+        )
 
 
 def task_result(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from auditor.report import dsse
 from auditor.report.provenance import prov_json
 from auditor.report.statement import statement
 from auditor.verify.check import Check
+from auditor.verify.checkpoints import ResultDisclosure
 from auditor.verify.history import TaskHistory
 from auditor.verify.run import verify_task
 from ledger.canonical import canonical_json
@@ -144,6 +145,7 @@ class TaskVerifier:
         task_id: bytes,
         params: ParamsEnvelope | None = None,
         transcripts: Mapping[str, Sequence[Entry]] | None = None,
+        result: ResultDisclosure | None = None,
     ) -> Verification:
         """Every check of ``task_id``. ``transcripts`` given: judged as they are (no
         fetch); otherwise the evidence source is asked for every participant's."""
@@ -161,7 +163,7 @@ class TaskVerifier:
                 transcripts, problems = got.transcripts, dict(got.problems)
         # The chain itself: the code at the manifest's addresses and their wiring.
         bound = self.view.deployment_checks((head, head_hash))
-        checks = verify_task(history, transcripts, params, deployment=bound)
+        checks = verify_task(history, transcripts, params, deployment=bound, result=result)
         found = history.created() is not None
         contracts = {name: c.address for name, c in deployment.contracts.items()}
         signed_statement = statement(history, checks, chain.chain_id, contracts, (head, head_hash))

@@ -71,6 +71,35 @@ class TaskHistory:
         return {str(e.args["node"]).lower(): e for e in self.task_events if e.name == event}
 
 
+def algorithm_proposal(h: TaskHistory) -> Event | None:
+    """The ``AlgorithmProposed`` event of the task's algorithm digest: its name and kind
+    on chain, what checks that apply to some algorithms only go by."""
+    created = h.created()
+    if created is None:
+        return None
+    digest = maybe_bytes(created.args.get("algorithmDigest"))
+    for e in h.all_events:
+        if (
+            e.contract == "AlgorithmRegistry"
+            and e.name == "AlgorithmProposed"
+            and maybe_bytes(e.args.get("digest")) == digest
+        ):
+            return e
+    return None
+
+
+def algorithm_name(h: TaskHistory) -> str | None:
+    """The name the task's algorithm digest was proposed under."""
+    proposal = algorithm_proposal(h)
+    return None if proposal is None else str(proposal.args["name"])
+
+
+def algorithm_kind(h: TaskHistory) -> int | None:
+    """The kind (``ledger.clients.algorithms.AlgorithmKind``) it was proposed as."""
+    proposal = algorithm_proposal(h)
+    return None if proposal is None else int(proposal.args["kind"])
+
+
 def node_active(history: Sequence[Event], node: str) -> bool:
     """Replay Consortium events: is `node` an active node of an active org?"""
     node_org: dict[str, bytes] = {}

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from auditor.verify.check import Check, guarded, maybe_bytes
+from auditor.verify.check import Check, guarded
 from auditor.verify.evidence import malformed_entry
-from auditor.verify.history import TaskHistory, hex_
+from auditor.verify.history import TaskHistory, algorithm_name, hex_
 from ledger.transcript import Entry
 
 NAME = "transcripts_agree_pairwise"
@@ -165,7 +165,7 @@ def check_transcripts_agree(h: TaskHistory, transcripts: Mapping[str, Sequence[E
             "no transcripts given and no participant submitted a result: nothing to compare",
             evidence,
         )
-    algorithm = _algorithm_name(h)
+    algorithm = algorithm_name(h)
     if algorithm in OWN_TRANSPORT:
         return Check.not_applicable(
             name,
@@ -173,19 +173,3 @@ def check_transcripts_agree(h: TaskHistory, transcripts: Mapping[str, Sequence[E
             {**evidence, "ownTransport": algorithm},
         )
     return Check(name, True, detail, evidence)
-
-
-def _algorithm_name(h: TaskHistory) -> str | None:
-    """The name the task's algorithm digest was proposed under, from the chain."""
-    created = h.created()
-    if created is None:
-        return None
-    digest = maybe_bytes(created.args.get("algorithmDigest"))
-    for e in h.all_events:
-        if (
-            e.contract == "AlgorithmRegistry"
-            and e.name == "AlgorithmProposed"
-            and maybe_bytes(e.args.get("digest")) == digest
-        ):
-            return str(e.args["name"])
-    return None

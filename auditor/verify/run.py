@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from auditor.verify import attestation
 from auditor.verify.algorithm import check_algorithm_approved
 from auditor.verify.anchor_log import check_anchor_log
 from auditor.verify.check import Check
+from auditor.verify.checkpoints import ResultDisclosure, applies, check_fl_round_chain
 from auditor.verify.evidence import check_evidence
 from auditor.verify.failure import check_failure_reporter
 from auditor.verify.grants import check_grants
@@ -47,10 +49,18 @@ def verify_task(
     transcripts: Mapping[str, Sequence[Entry]],
     params: ParamsEnvelope | None = None,
     deployment: Sequence[Check] = (),
+    result: ResultDisclosure | None = None,
 ) -> list[Check]:
     """Every check of one task; `deployment` are the chain-binding checks of the
     deployment it ran on (see `auditor.replay.deployment_checks`), reported first.
-    `params_commitment` is not-applicable when no disclosed parameters are given."""
+    `params_commitment` is not-applicable when no disclosed parameters are given.
+
+    `fl_round_chain` is reported, last, only for a task it applies to (an algorithm
+    that anchors round checkpoints, or any checkpoint on chain): for every other task
+    it would be one more not-applicable line in every report. `result` (the
+    aggregator's disclosed result and commitment salt) lets it recompute the chain.
+    `tee_attestation` likewise, for an attested job (algorithm kind TEE) only; it needs
+    `result` (the host's, holding the attestation bundle) to judge the enclave."""
     checks = list(deployment)
     if history.created() is None:
         # Nothing on chain to check: every other check would pass or fail on nothing.
@@ -58,4 +68,8 @@ def verify_task(
     checks += [check(history) for check in CHECKS]
     checks += [check(history, transcripts) for check in TRANSCRIPT_CHECKS]
     checks.append(check_params_commitment(history, params))
+    if applies(history):
+        checks.append(check_fl_round_chain(history, transcripts, params, result))
+    if attestation.applies(history):
+        checks.append(attestation.check_tee_attestation(history, transcripts, result))
     return checks

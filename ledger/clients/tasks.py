@@ -47,6 +47,9 @@ class Reason(IntEnum):
     PRIVACY_BUDGET_EXHAUSTED = 110  # grant's epsilon budget or the query history is spent
     NOT_INVITED = 111  # a data-less seat in a task of an org the node does not accept tasks from
     NODE_AT_CAPACITY = 112  # the node's inbox memory for all tasks is full: no inbox for this one
+    # A data owner refused the host's enclave (the named reason is in its
+    # `AttestationRefused` event), or an attested job's host was told so.
+    ATTESTATION_REFUSED = 113
 
 
 MIN_REPORTED_REASON = 100  # TaskRegistry.MIN_REPORTED_REASON

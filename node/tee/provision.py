@@ -36,15 +36,21 @@ from node.tee.report import ReportClaims
 __all__ = [
     "SUITE",
     "DestructionReceipt",
+    "ResultStatement",
     "SealedInput",
     "SignedResult",
     "input_info",
     "open_input",
+    "open_output",
+    "output_digest",
+    "result_statement_digest",
     "seal_input",
+    "seal_output",
     "sign_receipt",
     "sign_result",
     "verify_receipt",
     "verify_result",
+    "verify_statement",
 ]
 
 SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.AES_128_GCM)
@@ -65,6 +71,27 @@ def input_info(task_id: bytes, report_digest: bytes, owner: str) -> bytes:
         "tee-input-info",
         {"task": task_id.hex(), "report": report_digest.hex(), "owner": owner},
     )
+
+
+def seal_output(recipient_key: bytes, context: bytes, output: bytes) -> bytes:
+    """Inside the enclave: encrypt the output to the result's recipient (a task's
+    grantee), so the host that relays and stores it never holds it in plaintext.
+    ``context`` (the HPKE ``info``) names what the output answers; the enclave's
+    signature over the sealed bytes binds them to the task."""
+    if len(recipient_key) != 32:
+        raise ValueError("the result recipient's key must be a 32-byte X25519 public key")
+    return SUITE.encrypt(output, X25519PublicKey.from_public_bytes(recipient_key), info=context)
+
+
+def open_output(private_key: X25519PrivateKey, context: bytes, sealed: bytes) -> bytes:
+    """The recipient's side of ``seal_output``; ValueError if it does not open."""
+    try:
+        return SUITE.decrypt(sealed, private_key, info=context)
+    except Exception as exc:  # cryptography raises InvalidTag or ValueError
+        raise ValueError(
+            "the sealed result does not open with this key (another recipient, another "
+            "task's parameters, or altered)"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -112,6 +139,55 @@ def open_input(
         ) from exc
 
 
+def output_digest(output: bytes) -> bytes:
+    """Names an enclave output without revealing it: what owners and auditors see."""
+    return digest("tee-output", output)
+
+
+def result_statement_digest(
+    task_id: bytes,
+    measurement: bytes,
+    algorithm_digest: bytes,
+    input_digests: tuple[bytes, ...],
+    output_hash: bytes,
+) -> bytes:
+    """What the enclave signs for a result: everything but the output, which it names
+    by digest, so the signature can be checked by parties that must not see the output."""
+    return digest_json(
+        "tee-result",
+        {
+            "task": task_id.hex(),
+            "measurement": measurement.hex(),
+            "algorithmDigest": algorithm_digest.hex(),
+            "inputs": sorted(d.hex() for d in input_digests),
+            "output": output_hash.hex(),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class ResultStatement:
+    """A signed result without its output: what the host shows the data owners and the
+    auditor, who check the enclave's signature but are not the result's recipients."""
+
+    task_id: bytes
+    measurement: bytes
+    algorithm_digest: bytes
+    input_digests: tuple[bytes, ...]
+    output_digest: bytes
+    signature: bytes
+
+    @property
+    def statement_digest(self) -> bytes:
+        return result_statement_digest(
+            self.task_id,
+            self.measurement,
+            self.algorithm_digest,
+            self.input_digests,
+            self.output_digest,
+        )
+
+
 @dataclass(frozen=True)
 class SignedResult:
     """The enclave's output and its signature over what produced it."""
@@ -125,15 +201,17 @@ class SignedResult:
 
     @property
     def statement_digest(self) -> bytes:
-        return digest_json(
-            "tee-result",
-            {
-                "task": self.task_id.hex(),
-                "measurement": self.measurement.hex(),
-                "algorithmDigest": self.algorithm_digest.hex(),
-                "inputs": sorted(d.hex() for d in self.input_digests),
-                "output": digest("tee-output", self.output).hex(),
-            },
+        return self.statement().statement_digest
+
+    def statement(self) -> ResultStatement:
+        """This result with the output replaced by its digest."""
+        return ResultStatement(
+            self.task_id,
+            self.measurement,
+            self.algorithm_digest,
+            self.input_digests,
+            output_digest(self.output),
+            self.signature,
         )
 
 
@@ -234,15 +312,20 @@ def verify_result(claims: ReportClaims, task_id: bytes, result: SignedResult) ->
     carry the same keys). Also checks the result names the same measurement and
     algorithm as the report, so a result cannot be relabelled.
     """
-    _check_binding(claims, task_id, result.task_id, result.measurement)
-    if result.algorithm_digest != claims.algorithm_digest:
+    verify_statement(claims, task_id, result.statement())
+
+
+def verify_statement(claims: ReportClaims, task_id: bytes, statement: ResultStatement) -> None:
+    """``verify_result`` for a party that holds the statement but not the output."""
+    _check_binding(claims, task_id, statement.task_id, statement.measurement)
+    if statement.algorithm_digest != claims.algorithm_digest:
         raise Refused(
             Reason.DIGEST_MISMATCH,
-            f"result names algorithm {result.algorithm_digest.hex()}, attested "
+            f"result names algorithm {statement.algorithm_digest.hex()}, attested "
             f"{claims.algorithm_digest.hex()}",
         )
     key = claims.signing_public_key
-    _verify_signature(key, result.signature, result.statement_digest, "result")
+    _verify_signature(key, statement.signature, statement.statement_digest, "result")
 
 
 def verify_receipt(claims: ReportClaims, task_id: bytes, receipt: DestructionReceipt) -> None:

@@ -27,14 +27,17 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from ledger.clients.measurements import read_measurement_sets
 from ledger.errors import NoGas
 from ledger.ids import hex32
-from node.algorithms import stats
+from node.algorithms import stats, tee
 from node.api import create_app
 from node.dataset_store import DatasetStore
 from node.peer.trust import ChainTrust
 from node.service import NodeService
 from node.state import TaskStateStore
+from node.tee.settings import TeeSettings
+from node.tee.status import TeeStatus
 from tests.conftest import Consortium
 from tests.node.runner_harness import COLUMNS, standard_network
 
@@ -61,9 +64,18 @@ def node_app(consortium: Consortium, tmp_path: Path) -> Iterator[tuple[FastAPI, 
             state,
             {stats.NAME: stats},
         )
-        # A real trust view of the same chain, polling, so `/peers` answers as on a node.
-        with ChainTrust(org.node_clients.consortium, poll_interval=0.5, fetch_timeout=0.2) as trust:
-            yield create_app(service, TOKEN, tmp_path / "uploads", trust=trust), service
+        # A real trust view of the same chain, polling, so `/peers` answers as on a node,
+        # and a real attested-job view (`/tee`) reading the same chain's measurements.
+        consortium_client = org.node_clients.consortium
+        tee_status = TeeStatus(
+            TeeSettings.from_json({"backend": "simulated"}, "tee"),
+            None,
+            [tee],
+            lambda: read_measurement_sets(consortium_client.chain, consortium_client.address),
+        )
+        with ChainTrust(consortium_client, poll_interval=0.5, fetch_timeout=0.2) as trust:
+            app = create_app(service, TOKEN, tmp_path / "uploads", trust=trust, tee=tee_status)
+            yield app, service
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

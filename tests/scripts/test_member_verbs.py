@@ -215,7 +215,9 @@ def test_algorithm_rows_follow_the_vote(consortium: Consortium) -> None:
     consortium.orgs["bank-b"].clients.algorithms.approve(package.digest)
     assert bank_a.algorithms.status(package.digest) == AlgorithmStatus.APPROVED
     with pytest.raises(
-        InvalidInput, match=r"no algorithm named 'nope' \(known: psi, psi-rr22, secure-stats\)"
+        InvalidInput,
+        match=r"no algorithm named 'nope' "
+        r"\(known: fl-horizontal, psi, psi-rr22, secure-stats, tee-join\)",
     ):
         resolve_algorithm(bank_a, first, "nope")
 
@@ -351,7 +353,7 @@ def test_a_new_consortium_from_the_cli_alone(
     code, stdout, err = run(capsys, "algorithm", "list", *source)
     assert code == 0, err
     rows = {r["name"]: r for r in json.loads(stdout)}
-    assert sorted(rows) == ["psi", "psi-rr22", "secure-stats"]
+    assert sorted(rows) == ["fl-horizontal", "psi", "psi-rr22", "secure-stats", "tee-join"]
     for other in ("psi", "psi-rr22"):
         assert rows[other]["status"] == "NONE" and rows[other]["runnableHere"] is True
     assert rows["secure-stats"] == {
@@ -463,9 +465,11 @@ def test_dev_up_runs_a_registered_funded_consortium_until_interrupted(
         assert all(o["nodes"][0]["status"] == "ACTIVE" for o in orgs)
         code, stdout, err = run(capsys, "algorithm", "list", *source)
         assert sorted((r["name"], r["status"]) for r in json.loads(stdout)) == [
+            ("fl-horizontal", "APPROVED"),
             ("psi", "APPROVED"),
             ("psi-rr22", "APPROVED"),
             ("secure-stats", "APPROVED"),
+            ("tee-join", "APPROVED"),
         ]
         chain = Chain.connect(summary["chain"])
         for node in summary["nodes"]:

@@ -33,6 +33,7 @@ from auditor.api.routes.tasks import visible_task
 from auditor.auth.principal import Principal
 from auditor.index import schema
 from auditor.service.verification import TaskVerifier, Verification, envelope_bytes
+from auditor.verify.checkpoints import ResultDisclosure
 from ledger.ids import InvalidInput
 from ledger.task_params import ParamsEnvelope
 
@@ -61,6 +62,17 @@ def disclosed_params(body: dict[str, Any] | None) -> ParamsEnvelope | None:
         return ParamsEnvelope.from_json(raw, "params")
     except (InvalidInput, ValueError, TypeError, KeyError) as exc:
         raise invalid("params", f"not a parameters envelope {{params, salt}} ({exc})") from None
+
+
+def disclosed_result(body: dict[str, Any] | None) -> ResultDisclosure | None:
+    """The creator's disclosed result and salt, when the body is its whole `task result`
+    answer (the round-chain and enclave checks open the on-chain commitment with it)."""
+    if not body or "result" not in body or "commitmentSalt" not in body:
+        return None
+    try:
+        return ResultDisclosure.from_json(body)
+    except ValueError as exc:
+        raise invalid("result", f"not a disclosed result ({exc})") from None
 
 
 def _stored_json(row: Any) -> dict[str, Any]:
@@ -132,13 +144,14 @@ def run_and_store(
     task_id: bytes,
     requested_by: str,
     params: ParamsEnvelope | None = None,
+    disclosed: ResultDisclosure | None = None,
 ) -> dict[str, Any]:
     """Verify ``task_id`` now with ``ctx.verifier`` (one run at a time), store the run and
     answer it as ``GET`` will. For the API's POST and the pages' "verify now" button."""
     if ctx.verifier is None:
         raise RuntimeError("no verifier configured")
     with _running:
-        result = ctx.verifier.verify(task_id, params)
+        result = ctx.verifier.verify(task_id, params, None, disclosed)
     with ctx.store.engine.connect().execution_options(provnet_write=True) as conn:
         with conn.begin():
             store(conn, result, requested_by)
@@ -161,7 +174,8 @@ def run_verification(
         Body(
             description="Optional: the creator's disclosed parameters, as "
             '{"params", "salt"} or the creator\'s `task result` answer; without them '
-            "`params_commitment` is not applicable."
+            "`params_commitment` is not applicable. The whole `task result` answer also "
+            "discloses the result, which the round-chain and enclave checks need."
         ),
     ] = None,
 ) -> JSONResponse:
@@ -169,10 +183,11 @@ def run_verification(
     if not principal.is_regulator:
         raise ApiError(403, "Authorization", "only regulators may run a verification")
     task_id = _task(request, principal, taskId)
-    params = disclosed_params(body)
+    params, disclosed = disclosed_params(body), disclosed_result(body)
     _verifier(request)  # 503 before anything runs when there is none
     return JSONResponse(
-        run_and_store(context_of(request), task_id, principal.address, params), status_code=201
+        run_and_store(context_of(request), task_id, principal.address, params, disclosed),
+        status_code=201,
     )
 
 

@@ -1,0 +1,520 @@
+"""`fl_round_chain`: a federated-learning task's round checkpoints form one unbroken
+chain, which the result commits to and every participant's transcript agrees with.
+
+Horizontal FedAvg (``node/fl/horizontal.py``, run by ``node/algorithms/fl_horizontal.py``)
+chains one link per round,
+
+    genesis = digest_json("fl-genesis", {plan, task, initial model digest})
+    link_r  = digest("fl-round", link_{r-1} || model digest of P_{r+1} || r as 8 bytes),
+
+and the aggregator anchors ``link_r`` with ``TaskRegistry.anchorCheckpoint(task, r, link_r)``
+right after computing it, then (except after the last round) sends P_{r+1} to every
+provider under step ``fl-model/<r>``. What the auditor can check depends on what it
+was given, so the check is a set of pure functions, one rule each (as RFC 9162's and
+Trillian's verifiers are), each returning None or a sentence naming the round and what
+differs:
+
+* from the chain alone (`numbering_problem`): checkpoints numbered 0..R-1 with no gap
+  and no duplicate, every one anchored by the aggregator's node (the one participant
+  without a dataset), and as many as the parameters ask for once the task completed;
+* from the transcripts the evidence check authenticated (`receipts_problem`): the
+  aggregator recorded sending, and every provider recorded receiving from the
+  aggregator, exactly one ``fl-model/<r>`` per anchored round but the last (none for a
+  round that was never anchored), with equal message digests, each received before the
+  provider's next round began. A transcript holds message digests, not payloads, so it
+  cannot show *which* model was sent; that the providers trained on the anchored model
+  is what the protocol itself enforces (round r+1's secure-sum session binds P_{r+1}'s
+  digest, so a provider holding another model fails at the first message);
+* from the result the aggregator's operator discloses (``provnet task result``: the
+  result and its commitment salt, `ResultDisclosure`): the disclosure opens the result
+  commitment the aggregator submitted (`commitment_problem`); recomputing every link
+  from the result's genesis and round model digests gives exactly the anchored
+  checkpoints (`links_problem`); the result's chained digests and chain head are the
+  anchored ones (`head_problem`);
+* from the disclosed parameters as well (only when they open the on-chain
+  ``paramsDigest``): the genesis is the one the plan (parameters, participants, task,
+  initial model) derives (`genesis_problem`), and the final weights hash to the last
+  round's model digest under the parameters' architecture (`final_model_problem`).
+
+Not judged here: the transcripts' authenticity (``evidence_roots_match``) and the
+message-level agreement of all steps (``transcripts_agree_pairwise``); a transcript
+that check rejects is left out and named in this check's evidence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from auditor.verify.check import Check, Malformed, digest32, guarded
+from auditor.verify.evidence import authenticated
+from auditor.verify.history import ZERO, TaskHistory, algorithm_kind, algorithm_name, hex_
+from ledger.canonical import digest_json
+from ledger.clients.algorithms import AlgorithmKind
+from ledger.task_params import ParamsEnvelope
+from ledger.transcript import Entry
+from node.algorithms import fl_horizontal
+from node.fl import horizontal
+from node.fl.models import model_digest
+
+NAME = "fl_round_chain"
+
+#: Approved algorithms that anchor one checkpoint per round, and the step under which
+#: the aggregator sends each round's global model (``<step>/<round>``).
+CHECKPOINTING: Mapping[str, str] = {fl_horizontal.NAME: fl_horizontal.STEP_MODEL}
+
+
+@dataclass(frozen=True)
+class Anchored:
+    """One ``CheckpointAnchored`` event of the task, in chain order."""
+
+    node: str
+    round: int
+    digest: bytes
+    block: int
+
+
+@dataclass(frozen=True)
+class ResultDisclosure:
+    """The result the aggregator committed to and the commitment's salt: what its
+    operator's ``provnet task result`` answer holds (``result``, ``commitmentSalt``)."""
+
+    result: Mapping[str, Any]
+    salt: bytes
+
+    @classmethod
+    def from_json(cls, answer: Mapping[str, Any]) -> ResultDisclosure:
+        result, salt = answer.get("result"), answer.get("commitmentSalt")
+        if not isinstance(result, Mapping):
+            raise Malformed("the disclosed result is not a JSON object")
+        if not isinstance(salt, str) or len(salt) != 64:
+            raise Malformed("the disclosed commitment salt is not 64 hex digits")
+        return cls(dict(result), bytes.fromhex(salt))
+
+
+def result_commitment(task_id: bytes, result: Mapping[str, Any], salt: bytes) -> bytes:
+    """The hiding commitment every participant submits (``node/runner.py``'s
+    ``result_commitment``; restated here so the auditor opens it with its own code)."""
+    return digest_json(
+        "result-commitment", {"task": task_id.hex(), "result": dict(result), "salt": salt.hex()}
+    )
+
+
+def applies(h: TaskHistory) -> bool:
+    """The task's algorithm anchors round checkpoints, or the chain holds some anyway
+    (checkpoints of an algorithm that declares none must still form a chain), except
+    for an attested job, whose one checkpoint is the enclave's destruction receipt
+    (``auditor/verify/attestation.py`` checks it)."""
+    if algorithm_kind(h) == AlgorithmKind.TEE:
+        return False
+    return algorithm_name(h) in CHECKPOINTING or any(
+        e.name == "CheckpointAnchored" for e in h.task_events
+    )
+
+
+def anchored_checkpoints(h: TaskHistory) -> list[Anchored]:
+    """The task's checkpoints in chain order; a malformed one raises `Malformed`."""
+    found = []
+    for e in h.task_events:
+        if e.name != "CheckpointAnchored":
+            continue
+        number = e.args["round"]
+        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            raise Malformed(f"a checkpoint's round is not a round number ({number!r})")
+        found.append(
+            Anchored(
+                str(e.args["node"]),
+                number,
+                digest32(e.args["checkpointDigest"], f"checkpoint digest of round {number}"),
+                e.block_number,
+            )
+        )
+    return found
+
+
+# ------------------------------------------------------------------- the rules, one each
+
+
+def numbering_problem(
+    anchored: Sequence[Anchored], aggregator: str, rounds: int | None, complete: bool
+) -> str | None:
+    """Checkpoints numbered 0..R-1 in chain order, no gap, no duplicate, each anchored by
+    the aggregator; once the task completed, at least one, and ``rounds`` of them when
+    the parameters say how many. A task that ended otherwise may stop at any round."""
+    for position, a in enumerate(anchored):
+        if a.node.lower() != aggregator.lower():
+            return f"round {a.round} was anchored by {a.node}, not by the aggregator {aggregator}"
+        if a.round < position:
+            return f"round {a.round} is anchored twice (again at block {a.block})"
+        if a.round > position:
+            return (
+                f"round {position} is missing: the checkpoint after round {position - 1} "
+                f"is round {a.round} (block {a.block})"
+                if position
+                else f"round 0 is missing: the first checkpoint is round {a.round}"
+            )
+    if rounds is not None and len(anchored) > rounds:
+        return f"{len(anchored)} rounds anchored, the parameters ask for {rounds}"
+    if complete:
+        if not anchored:
+            return "the task completed without a single round checkpoint"
+        if rounds is not None and len(anchored) < rounds:
+            return (
+                f"round {len(anchored)} is missing: the task completed with "
+                f"{len(anchored)} of the {rounds} rounds its parameters ask for anchored"
+            )
+    return None
+
+
+def links_problem(
+    genesis: bytes, model_digests: Sequence[bytes], anchored: Sequence[bytes]
+) -> str | None:
+    """Each anchored link is ``chain_digest(previous link, round's model digest, r)``,
+    starting from ``genesis``, for exactly the rounds the model digests name."""
+    if len(model_digests) != len(anchored):
+        return (
+            f"the result names {len(model_digests)} round model(s), "
+            f"{len(anchored)} round(s) are anchored"
+        )
+    previous = genesis
+    for r, (model, link) in enumerate(zip(model_digests, anchored, strict=True)):
+        expected = horizontal.chain_digest(previous, model, r)
+        if link != expected:
+            return (
+                f"round {r}: anchored checkpoint {hex_(link)}, but the link from "
+                f"{'the genesis' if r == 0 else f'round {r - 1}'} and the round's model "
+                f"digest {hex_(model)} is {hex_(expected)}"
+            )
+        previous = link
+    return None
+
+
+def head_problem(
+    round_digests: Sequence[bytes], chain_head: bytes, anchored: Sequence[bytes]
+) -> str | None:
+    """The result's chained digest of each round is the anchored checkpoint, and its
+    chain head is the last one."""
+    if len(round_digests) != len(anchored):
+        return f"the result chains {len(round_digests)} round(s), {len(anchored)} are anchored"
+    for r, (claimed, link) in enumerate(zip(round_digests, anchored, strict=True)):
+        if claimed != link:
+            return (
+                f"round {r}: the result's round digest {hex_(claimed)} is not the "
+                f"anchored checkpoint {hex_(link)}"
+            )
+    if not anchored or chain_head != anchored[-1]:
+        last = hex_(anchored[-1]) if anchored else "none"
+        return f"the result's chain head {hex_(chain_head)} is not the last anchored link ({last})"
+    return None
+
+
+def commitment_problem(
+    task_id: bytes, disclosure: ResultDisclosure, submitted: bytes | None
+) -> str | None:
+    """The disclosed result and salt open the commitment the aggregator submitted."""
+    if submitted is None:
+        return "a result was disclosed, but the aggregator submitted no result commitment"
+    opened = result_commitment(task_id, disclosure.result, disclosure.salt)
+    if opened != submitted:
+        return (
+            f"the disclosed result and salt commit to {hex_(opened)}, the aggregator "
+            f"submitted {hex_(submitted)}"
+        )
+    return None
+
+
+def genesis_problem(
+    params: fl_horizontal.FLParams,
+    task_id: bytes,
+    providers: Sequence[str],
+    aggregator: str,
+    epsilon_per_round: float | None,
+    genesis: bytes,
+) -> str | None:
+    """The genesis is the digest of the plan every party derived from the committed
+    parameters, the task's participants and the per-round epsilon the result records
+    (the plan binds it), and of the initial model the parameters' seed gives."""
+    plan = fl_horizontal.plan_for(params, providers, aggregator, task_id)
+    if epsilon_per_round is not None:
+        plan = dataclasses.replace(plan, epsilon_per_round=epsilon_per_round)
+    expected = horizontal.genesis_digest(plan)
+    if genesis != expected:
+        return (
+            f"the result's genesis {hex_(genesis)} is not the one the committed parameters, "
+            f"the participants and the task derive ({hex_(expected)})"
+        )
+    return None
+
+
+def final_model_problem(
+    params: fl_horizontal.FLParams, result: Mapping[str, Any], last_model: bytes
+) -> str | None:
+    """The result's model is the parameters' architecture, and its weights hash to the
+    result's model digest, which is the last round's (the model the chain head binds)."""
+    model = params.network()
+    if dict(result["model"]) != model.to_json():
+        return f"the result's model {result['model']} is not the parameters' {model.to_json()}"
+    weights = np.asarray(result["weights"], dtype=np.float64)
+    if weights.shape != (model.n_params,):
+        return f"the result holds {weights.size} weights, the model has {model.n_params}"
+    computed = model_digest(model, weights)
+    claimed = _hex32(result["model_digest"], "the result's model_digest")
+    if computed != claimed:
+        return f"the final weights hash to {hex_(computed)}, the result says {hex_(claimed)}"
+    if computed != last_model:
+        last = len(result["rounds"]) - 1
+        return (
+            f"round {last}: the final weights hash to {hex_(computed)}, not to the round's "
+            f"model digest {hex_(last_model)}"
+        )
+    return None
+
+
+def receipts_problem(
+    aggregator: str,
+    providers: Sequence[str],
+    rounds: int,
+    transcripts: Mapping[str, Sequence[Entry]],
+    complete: bool,
+    step: str = fl_horizontal.STEP_MODEL,
+) -> str | None:
+    """The models sent between rounds, as the transcripts record them, match the
+    ``rounds`` anchored checkpoints: no model of a round that was never anchored (the
+    aggregator anchors a round before sending its model), nor, once the task
+    completed, of its last round (nothing follows it); in a completed task exactly
+    one per provider for each round 0..rounds-2, recorded as sent by the aggregator and
+    as received from it by the provider with the same message digest; and a provider
+    received round r's model before it sent or received anything of round r+1.
+    ``transcripts`` (keyed by node, any case) are those authenticated against the chain;
+    a participant without one is not judged."""
+    given = {node.lower(): entries for node, entries in transcripts.items()}
+    agg = aggregator.lower()
+    # After the last round no model is sent; a task that ended early may have sent the
+    # model of the last round it anchored before it stopped.
+    expected = range(max(rounds - 1, 0)) if complete else range(rounds)
+    prefix = step + "/"
+
+    def round_of(e: Entry) -> int | None:
+        if not e.step.startswith(prefix):
+            return None
+        tail = e.step[len(prefix) :]
+        ok = tail.isascii() and tail.isdigit() and tail == str(int(tail))
+        return int(tail) if ok else -1
+
+    sent: dict[tuple[str, int], list[bytes]] = {}
+    for e in given.get(agg, ()):
+        r = round_of(e)
+        if r is None:
+            continue
+        if e.kind != "sent" or e.peer.lower() not in {p.lower() for p in providers}:
+            return f"the aggregator's transcript records {e.kind} {e.step!r} with {e.peer}"
+        if r not in expected:
+            return _unanchored(r, rounds, e.step, "the aggregator sent")
+        sent.setdefault((e.peer.lower(), r), []).append(e.digest)
+    for provider in providers:
+        p = provider.lower()
+        if agg in given:
+            for r in expected:
+                count = len(sent.get((p, r), []))
+                if count > 1 or (complete and count == 0):
+                    return (
+                        f"round {r}: the aggregator recorded sending its model to {provider} "
+                        f"{count} times (once expected)"
+                    )
+        if p not in given:
+            continue
+        received: dict[int, bytes] = {}
+        rounds_seen: set[int] = set()
+        for e in given[p]:
+            if e.kind in ("sent", "received") and e.step.startswith("round-"):
+                head = e.step.split("/", 1)[0][len("round-") :]
+                if head.isdigit():
+                    rounds_seen.add(int(head))
+            r = round_of(e)
+            if r is None:
+                continue
+            if e.kind == "received-late" and e.peer.lower() == agg and r >= 0:
+                if complete:
+                    return (
+                        f"round {r}: {provider} never read the round's model (recorded as "
+                        "delivered late) although the task completed"
+                    )
+                continue  # it stopped before reading it: the task did not complete
+            if e.kind != "received" or e.peer.lower() != agg:
+                return (
+                    f"{provider}'s transcript records {e.kind} {e.step!r} with {e.peer}, "
+                    f"not received from the aggregator {aggregator}"
+                )
+            if r not in expected:
+                return _unanchored(r, rounds, e.step, f"{provider} received")
+            if r in received:
+                return f"round {r}: {provider} recorded receiving the round's model twice"
+            if r + 1 in rounds_seen:
+                return (
+                    f"round {r}: {provider} recorded messages of round {r + 1} before "
+                    f"receiving round {r}'s model"
+                )
+            received[r] = e.digest
+            want = sent.get((p, r))
+            if agg in given and want and want[0] != e.digest:
+                return (
+                    f"round {r}: {provider} recorded receiving the model as {hex_(e.digest)}, "
+                    f"the aggregator recorded sending {hex_(want[0])}"
+                )
+        if complete:
+            missing = [r for r in expected if r not in received]
+            if missing:
+                return (
+                    f"round {missing[0]}: {provider} never recorded receiving the round's "
+                    "model although the task completed"
+                )
+    return None
+
+
+def _unanchored(r: int, rounds: int, step: str, who: str) -> str:
+    if r < 0:
+        return f"{who} {step!r}, which names no round"
+    return (
+        f"round {r}: {who} the round's model ({step!r}), but "
+        + (
+            f"round {r} was never anchored"
+            if r >= rounds
+            else "no model is sent after the last round"
+        )
+        + f" ({rounds} anchored)"
+    )
+
+
+def _hex32(value: object, what: str) -> bytes:
+    """A digest the result JSON writes as bare hex (no ``0x``)."""
+    return digest32("0x" + value if isinstance(value, str) else value, what)
+
+
+# --------------------------------------------------------------------------- the check
+
+
+@guarded(NAME)
+def check_fl_round_chain(
+    h: TaskHistory,
+    transcripts: Mapping[str, Sequence[Entry]],
+    params: ParamsEnvelope | None = None,
+    result: ResultDisclosure | None = None,
+) -> Check:
+    """Every rule the given evidence allows (module docstring); the first broken one
+    fails the check. The evidence says which rules ran, so a pass without a disclosed
+    result is visibly a pass of the chain and transcript rules only."""
+    created = h.created()
+    if created is None:
+        return Check(NAME, False, f"no such task on chain: {hex_(h.task_id)}")
+    algorithm = algorithm_name(h)
+    if not applies(h):
+        return Check.not_applicable(
+            NAME, f"{algorithm or 'the algorithm'} anchors no round checkpoints"
+        )
+    participants = h.participants()
+    aggregators = [node for node, dataset, _v, _g in participants if dataset == ZERO]
+    if len(aggregators) != 1:
+        return Check(
+            NAME,
+            False,
+            f"{len(aggregators)} participants without a dataset (one aggregator expected)",
+        )
+    aggregator = aggregators[0]
+    providers = [node for node, dataset, _v, _g in participants if dataset != ZERO]
+    anchored = anchored_checkpoints(h)
+    complete = any(e.name == "TaskCompleted" for e in h.task_events)
+    links = [a.digest for a in anchored]
+    evidence: dict[str, Any] = {
+        "algorithm": algorithm,
+        "aggregator": aggregator,
+        "checkpoints": [
+            {"round": a.round, "digest": hex_(a.digest), "block": a.block} for a in anchored
+        ],
+    }
+    ran: list[str] = []
+
+    def fail(problem: str) -> Check:
+        return Check(NAME, False, problem, {**evidence, "rulesPassed": ran})
+
+    fl_params = None
+    if params is not None and params.digest == digest32(
+        created.args["paramsDigest"], "TaskCreated.paramsDigest"
+    ):
+        fl_params = fl_horizontal.FLParams.from_json(params.params)
+    elif params is not None:
+        evidence["paramsNotUsed"] = "they do not open the on-chain paramsDigest"
+
+    problem = numbering_problem(
+        anchored, aggregator, None if fl_params is None else fl_params.rounds, complete
+    )
+    if problem:
+        return fail(problem)
+    ran.append("numbering")
+
+    step = CHECKPOINTING.get(algorithm or "")
+    if step is not None:
+        good, left_out = authenticated(h, transcripts)
+        evidence["transcriptsJudged"] = sorted(good)
+        evidence["transcriptsNotJudged"] = dict(sorted(left_out.items()))
+        problem = receipts_problem(aggregator, providers, len(anchored), good, complete, step)
+        if problem:
+            return fail(problem)
+        ran.append("models sent between rounds")
+
+    if result is not None:
+        submitted = h.by_node("ResultSubmitted").get(aggregator.lower())
+        problem = commitment_problem(
+            h.task_id,
+            result,
+            None
+            if submitted is None
+            else digest32(submitted.args["resultDigest"], "the aggregator's resultDigest"),
+        )
+        if problem:
+            return fail(problem)
+        ran.append("result commitment")
+        body = result.result
+        rounds = list(body["rounds"])
+        if [r["round"] for r in rounds] != list(range(len(rounds))):
+            return fail(f"the result's rounds are numbered {[r['round'] for r in rounds]}")
+        models = [_hex32(r["model_digest"], f"round {r['round']} model_digest") for r in rounds]
+        chained = [_hex32(r["round_digest"], f"round {r['round']} round_digest") for r in rounds]
+        genesis = _hex32(body["genesis"], "the result's genesis")
+        problem = links_problem(genesis, models, links)
+        if problem:
+            return fail(problem)
+        ran.append("links recomputed")
+        head = _hex32(body["chain_head"], "the result's chain_head")
+        problem = head_problem(chained, head, links)
+        if problem:
+            return fail(problem)
+        ran.append("chain head")
+        evidence["genesis"] = hex_(genesis)
+        if fl_params is not None:
+            epsilons = {r["epsilon"] for r in rounds}
+            if len(epsilons) != 1:
+                return fail(f"the result's rounds spend different epsilons: {list(epsilons)}")
+            problem = genesis_problem(
+                fl_params, h.task_id, providers, aggregator, epsilons.pop(), genesis
+            )
+            if problem:
+                return fail(problem)
+            ran.append("genesis")
+            problem = final_model_problem(fl_params, body, models[-1])
+            if problem:
+                return fail(problem)
+            ran.append("final model")
+    evidence["rulesPassed"] = ran
+    detail = (
+        f"{len(anchored)} round checkpoint(s) numbered from 0 without gap, anchored by the "
+        f"aggregator; passed: {', '.join(ran)}"
+    )
+    if result is None:
+        detail += "; links not recomputed (no result disclosed)"
+    elif fl_params is None:
+        detail += "; genesis and final model not recomputed (no parameters disclosed)"
+    return Check(NAME, True, detail, evidence)
