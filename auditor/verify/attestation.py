@@ -102,11 +102,10 @@ def report_recorded(
     """The transcripts (host's, owner's) whose ``tee-report`` entry is this report; raises
     when one that is given records another."""
     want = message_digest(task_id, host, owner, STEP_REPORT, report)
+    by_node = {node.lower(): entries for node, entries in transcripts.items()}
     found: list[str] = []
     for node, kind, peer in ((host, "sent", owner), (owner, "received", host)):
-        entries = transcripts.get(node) or transcripts.get(node.lower())
-        if entries is None:
-            entries = next((v for k, v in transcripts.items() if k.lower() == node.lower()), None)
+        entries = by_node.get(node.lower())
         if entries is None:
             continue
         recorded = [
@@ -120,7 +119,7 @@ def report_recorded(
                 f"{node}'s transcript records as {kind}: altered or swapped"
             )
         found.append(node)
-    if host.lower() not in [f.lower() for f in found]:
+    if host not in found:
         raise Malformed(f"no transcript of the host {host} to bind the reports to")
     return found
 

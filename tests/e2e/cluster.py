@@ -196,35 +196,42 @@ class Cluster:
     def share_datasets(self, rows_each: int = 120, max_uses: int = 20) -> None:
         """Providers upload a generated CSV each and grant bank-a its use, over REST."""
         for seed, name in enumerate(self.provider_names):
-            node = self.nodes[name]
             path = self.tmp / f"{name}.csv"
             self.rows += write_rows(path, seed, rows_each)
-            with node.api() as api, path.open("rb") as fh:
-                dataset = api.post(
-                    "/datasets",
-                    data={"name": "accounts", "classification": "2"},
-                    files={"file": (path.name, fh, "text/csv")},
-                )
-                assert dataset.status_code == 201, dataset.text
-                grant = api.post(
-                    "/grants",
-                    json={
-                        "datasetId": dataset.json()["datasetId"],
-                        "granteeOrg": hex32(self.nodes["bank-a"].org_id),
-                        "purpose": "portfolio-statistics",
-                        "validForSeconds": 3600,
-                        "maxUses": max_uses,
-                    },
-                )
-                assert grant.status_code == 201, grant.text
             self.providers.append(
-                {
-                    "node": node.address,
-                    "datasetId": dataset.json()["datasetId"],
-                    "datasetVersion": 1,
-                    "grantId": grant.json()["grantId"],
-                }
+                self.share(name, path, "accounts", "portfolio-statistics", max_uses)
             )
+
+    def share(
+        self, name: str, path: Path, dataset: str, purpose: str, max_uses: int = 5
+    ) -> dict[str, Any]:
+        """Node ``name`` uploads ``path`` as ``dataset`` (classification 2) and grants
+        bank-a its use for ``purpose``, over REST; the task's provider entry for it."""
+        node = self.nodes[name]
+        with node.api() as api, path.open("rb") as fh:
+            uploaded = api.post(
+                "/datasets",
+                data={"name": dataset, "classification": "2"},
+                files={"file": (path.name, fh, "text/csv")},
+            )
+            assert uploaded.status_code == 201, uploaded.text
+            grant = api.post(
+                "/grants",
+                json={
+                    "datasetId": uploaded.json()["datasetId"],
+                    "granteeOrg": hex32(self.nodes["bank-a"].org_id),
+                    "purpose": purpose,
+                    "validForSeconds": 3600,
+                    "maxUses": max_uses,
+                },
+            )
+            assert grant.status_code == 201, grant.text
+        return {
+            "node": node.address,
+            "datasetId": uploaded.json()["datasetId"],
+            "datasetVersion": 1,
+            "grantId": grant.json()["grantId"],
+        }
 
     def create_task(
         self,

@@ -33,7 +33,6 @@ import numpy as np
 import pytest
 
 from auditor.verify.checkpoints import head_problem
-from ledger.ids import hex32
 from node.algorithms import fl_horizontal as fl
 from node.fl.models import model_digest
 from tests.e2e.cluster import Cluster, running_cluster
@@ -67,36 +66,11 @@ def share_slices(cluster: Cluster) -> dict[str, tuple[Array, Array]]:
     parts = horizontal_parts(breast_cancer(), len(cluster.provider_names))
     data = {}
     for name, (x, y) in zip(cluster.provider_names, parts, strict=True):
-        node = cluster.nodes[name]
         path = cluster.tmp / f"{name}-fl-slice.csv"
         write_slice(path, x, y)
-        with node.api() as api, path.open("rb") as fh:
-            dataset = api.post(
-                "/datasets",
-                data={"name": "fl-slice", "classification": "2"},
-                files={"file": (path.name, fh, "text/csv")},
-            )
-            assert dataset.status_code == 201, dataset.text
-            grant = api.post(
-                "/grants",
-                json={
-                    "datasetId": dataset.json()["datasetId"],
-                    "granteeOrg": hex32(cluster.nodes["bank-a"].org_id),
-                    "purpose": "fl-breast-cancer",
-                    "validForSeconds": 3600,
-                    "maxUses": 5,
-                },
-            )
-            assert grant.status_code == 201, grant.text
-        cluster.providers.append(
-            {
-                "node": node.address,
-                "datasetId": dataset.json()["datasetId"],
-                "datasetVersion": 1,
-                "grantId": grant.json()["grantId"],
-            }
-        )
-        data[node.address] = (quantised(x) / float(10**SCALE), y)
+        provider = cluster.share(name, path, "fl-slice", "fl-breast-cancer")
+        cluster.providers.append(provider)
+        data[provider["node"]] = (quantised(x) / float(10**SCALE), y)
     return data
 
 

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger.ids import hex32
 from ledger.keys import read_keystore
 from node.algorithms import tee
 from node.algorithms.package import package_of
@@ -64,33 +63,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def share(cluster: Cluster, name: str, column: str, rows: list[tuple[str, str]]) -> dict[str, Any]:
-    node = cluster.nodes[name]
     path = cluster.tmp / f"{name}-{column}.csv"
     path.write_text(f"account,{column}\n" + "".join(f"{a},{v}\n" for a, v in rows))
-    with node.api() as api, path.open("rb") as fh:
-        dataset = api.post(
-            "/datasets",
-            data={"name": column, "classification": "2"},
-            files={"file": (path.name, fh, "text/csv")},
-        )
-        assert dataset.status_code == 201, dataset.text
-        grant = api.post(
-            "/grants",
-            json={
-                "datasetId": dataset.json()["datasetId"],
-                "granteeOrg": hex32(cluster.nodes["bank-a"].org_id),
-                "purpose": "fraud-exposure",
-                "validForSeconds": 3600,
-                "maxUses": 5,
-            },
-        )
-        assert grant.status_code == 201, grant.text
-    return {
-        "node": node.address,
-        "datasetId": dataset.json()["datasetId"],
-        "datasetVersion": 1,
-        "grantId": grant.json()["grantId"],
-    }
+    return cluster.share(name, path, column, "fraud-exposure")
 
 
 def create(cluster: Cluster, request_id: str, providers: list[dict[str, Any]]) -> str:
