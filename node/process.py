@@ -30,7 +30,7 @@ from ledger.ids import InvalidInput
 from ledger.keys import password_from, read_keystore
 from ledger.transactions import Sender
 from node.admission import TaskRefused
-from node.algorithms import fl_horizontal, psi, psi_fast, stats, tee
+from node.algorithms import fl_horizontal, fl_score, fl_vertical, psi, psi_fast, stats, tee
 from node.algorithms.package import package_of
 from node.api import create_app
 from node.channel import Channel
@@ -52,7 +52,15 @@ from node.tee.status import TeeStatus
 log = logging.getLogger("provnet.node")
 
 #: The algorithms this build can run; their digests are recomputed from the code.
-ALGORITHMS: tuple[ModuleType, ...] = (stats, psi, psi_fast, fl_horizontal, tee)
+ALGORITHMS: tuple[ModuleType, ...] = (
+    stats,
+    psi,
+    psi_fast,
+    fl_horizontal,
+    fl_vertical,
+    fl_score,
+    tee,
+)
 
 
 @dataclass

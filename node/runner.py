@@ -75,6 +75,8 @@ from node.dataset_store import DatasetStore
 from node.datasets import ImportedDataset
 from node.evidence.store import EvidenceStore
 from node.peer.direct_link import DirectLink
+from node.prior_task import PriorTask
+from node.prior_task import gather as gather_prior_task
 from node.query_history import QueryHistory
 from node.state import TaskRecord, TaskStateStore
 from node.task_prechecks import pending_time
@@ -454,12 +456,6 @@ class TaskRunner:
         policy = self._policy(participants, params)
         providers = [p.node for p in participants if p.dataset_id != ZERO]
         self._send_params(channel, envelope, providers)
-        extra: dict[str, Any] = {}
-        if getattr(module, "CHECKPOINTS", False):
-            # Per-round progress (federated learning): anchored by this node's seat.
-            extra["checkpoint"] = lambda number, digest: self.clients.tasks.anchor_checkpoint(
-                task_id, number, digest
-            )
         result = module.run_aggregator(
             channel,
             params,
@@ -468,9 +464,20 @@ class TaskRunner:
             verifier=AddressVerifier(),
             task_id=task_id,
             policy=policy,
-            **extra,
+            **self._checkpoint_hook(task_id, module),
         )
         return self._commit_result(task_id, channel, result.to_json(), providers)
+
+    def _checkpoint_hook(self, task_id: bytes, module: ModuleType) -> dict[str, Any]:
+        """``checkpoint(number, digest)`` for a module that declares ``CHECKPOINTS``:
+        per-round (or per-epoch) progress, anchored under this node's own seat."""
+        if not getattr(module, "CHECKPOINTS", False):
+            return {}
+
+        def anchor(number: int, digest: bytes) -> None:
+            self.clients.tasks.anchor_checkpoint(task_id, number, digest)
+
+        return {"checkpoint": anchor}
 
     # attested jobs (TEE): the data-less seat hosts the enclave, the others own data -----
 
@@ -686,6 +693,8 @@ class TaskRunner:
                 executor=self._compute_pool(),
                 processes=self.compute_processes,
                 **self._engine_links(module),
+                **self._checkpoint_hook(task_id, module),
+                **self._prior_task_hook(module),
             )
         return self._commit_result(task_id, channel, result.to_json(), responders)
 
@@ -702,7 +711,7 @@ class TaskRunner:
         envelope = self._received_envelope(channel, requester, expected_digest)
         params, policy, data = self._requester_job_inputs(envelope, module, slot, participants)
         with _algorithm_errors():
-            module.run_responder(
+            kept = module.run_responder(
                 channel,
                 params,
                 data.table,
@@ -714,7 +723,13 @@ class TaskRunner:
                 executor=self._compute_pool(),
                 processes=self.compute_processes,
                 **self._engine_links(module),
+                **self._checkpoint_hook(task_id, module),
+                **self._prior_task_hook(module),
             )
+        if kept is not None:
+            # What this seat keeps for itself (a vertical model share, for scoring
+            # later): stored beside the task, never sent, not part of any commitment.
+            self.state.set_result(task_id, json.dumps({"share": kept.to_json()}))
         return self._received_commitment(channel, requester)
 
     def _requester_job_inputs(
@@ -741,6 +756,24 @@ class TaskRunner:
                 Reason.PROTOCOL_ERROR, f"{module.NAME} needs a direct link; this runner has none"
             )
         return {"link": self.direct_link}
+
+    def _prior_task_hook(self, module: ModuleType) -> dict[str, Any]:
+        """``training(task_id)`` for a module that builds on an earlier task's output
+        (``USES_TRAINING``): this node's own facts of it (``node/prior_task.py``)."""
+        if not getattr(module, "USES_TRAINING", False):
+            return {}
+
+        def training(earlier: bytes) -> PriorTask | None:
+            return gather_prior_task(
+                self.clients.tasks,
+                self.state,
+                self.algorithms,
+                self.address,
+                earlier,
+                self.first_block,
+            )
+
+        return {"training": training}
 
     def _compute_pool(self) -> Executor | None:
         """The node's worker pool for curve work, started on first use and then kept

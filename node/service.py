@@ -627,6 +627,15 @@ class NodeService:
         if record is None or record.result_json is None:
             raise UnknownTask(tid, "no result held by this node for the task")
         stored = json.loads(record.result_json)
+        if "share" in stored:
+            # A feature holder's own model share of a vertical training task: what its
+            # node keeps for scoring, committed by nobody (its chain is anchored).
+            return {
+                "taskId": hex32(tid),
+                "state": self.clients.tasks.state(tid).name,
+                "share": stored["share"],
+                "params": record.params,
+            }
         return {
             "taskId": hex32(tid),
             "state": self.clients.tasks.state(tid).name,

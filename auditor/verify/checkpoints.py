@@ -36,6 +36,45 @@ differs:
   initial model) derives (`genesis_problem`), and the final weights hash to the last
   round's model digest under the parameters' architecture (`final_model_problem`).
 
+Vertical logistic regression (``node/fl/vertical.py``, run by
+``node/algorithms/fl_vertical.py``) has no data-less aggregator: seat 0, the task's
+creator, is the *label holder* (labels, its own feature columns, the intercept) and
+every other seat a *feature holder*, each training the share of its own columns. Every
+party anchors its own chain, one link per epoch, after its last epoch:
+
+    genesis_p = digest_json("fl-vertical-genesis", {plan, party p})
+    link_e    = digest("fl-round", link_{e-1} || share digest of p after epoch e || e),
+
+with ``anchorCheckpoint(task, e, link_e)`` from its own node (the share digest hashes
+the party's name and its weights). The rules (``auditor/verify/vertical_chain.py`` for
+the vertical-only ones) are:
+
+* from the chain alone (`vertical_chain.numbering_problem`): every checkpoint was
+  anchored by a participant, each party's own are numbered 0..n-1 with no gap and no
+  duplicate, never more than the parameters' ``epochs``; once the task completed,
+  every party anchored at least one and all the same number (``epochs``, when the
+  parameters are disclosed);
+* from the authenticated transcripts (`vertical_chain.transcripts_problem`): each
+  party's training messages (``vfl/<kind>/<epoch>/<batch>``) go the protocol's way and
+  name only epochs it anchored (it anchors after training, so never one more), and, in
+  a completed task, every anchored epoch has messages with each of its peers; a
+  message delivered but never read (``received-late``) does not count as trained on,
+  and is a problem once the task completed;
+* from the label holder's disclosed result (`fl_vertical.VerticalResult`): it opens the
+  label holder's result commitment (`commitment_problem`); the links recomputed from
+  its genesis and per-epoch share digests are the label holder's anchored checkpoints
+  (`links_problem`); its chain digests and chain head are the anchored ones
+  (`head_problem`); its final weights and intercept hash, under the label holder's
+  name, to its share digest and to the last epoch's (`vertical_chain.final_share_problem`);
+* with the disclosed parameters as well: the genesis is the one the plan (parameters,
+  seats, the result's aligned row count, task) derives for the label holder
+  (`vertical_chain.genesis_problem`).
+
+What cannot be checked: a feature holder's links, genesis and final share. Its share
+(weights per epoch) is never disclosed, kept by its node for scoring and committed by
+nobody, so only the numbering and the transcript rules apply to its chain; its links
+are bound to its share digests, which an auditor given the share could recompute.
+
 Not judged here: the transcripts' authenticity (``evidence_roots_match``) and the
 message-level agreement of all steps (``transcripts_agree_pairwise``); a transcript
 that check rejects is left out and named in this check's evidence.
@@ -50,6 +89,7 @@ from typing import Any
 
 import numpy as np
 
+from auditor.verify import vertical_chain
 from auditor.verify.check import Check, Malformed, digest32, guarded
 from auditor.verify.evidence import authenticated
 from auditor.verify.history import ZERO, TaskHistory, algorithm_kind, algorithm_name, hex_
@@ -57,15 +97,20 @@ from ledger.canonical import digest_json
 from ledger.clients.algorithms import AlgorithmKind
 from ledger.task_params import ParamsEnvelope
 from ledger.transcript import Entry
-from node.algorithms import fl_horizontal
+from node.algorithms import fl_horizontal, fl_score, fl_vertical
 from node.fl import horizontal
 from node.fl.models import model_digest
 
 NAME = "fl_round_chain"
 
-#: Approved algorithms that anchor one checkpoint per round, and the step under which
-#: the aggregator sends each round's global model (``<step>/<round>``).
-CHECKPOINTING: Mapping[str, str] = {fl_horizontal.NAME: fl_horizontal.STEP_MODEL}
+#: Approved algorithms that anchor one checkpoint per round (or epoch), and the step
+#: the transcript rule reads: for horizontal FedAvg the one under which the aggregator
+#: sends each round's global model (``<step>/<round>``), for vertical logistic
+#: regression the prefix of every training message (``vfl/<kind>/<epoch>/<batch>``).
+CHECKPOINTING: Mapping[str, str] = {
+    fl_horizontal.NAME: fl_horizontal.STEP_MODEL,
+    fl_vertical.NAME: vertical_chain.PREFIX.rstrip("/"),
+}
 
 
 @dataclass(frozen=True)
@@ -108,8 +153,9 @@ def applies(h: TaskHistory) -> bool:
     """The task's algorithm anchors round checkpoints, or the chain holds some anyway
     (checkpoints of an algorithm that declares none must still form a chain), except
     for an attested job, whose one checkpoint is the enclave's destruction receipt
-    (``auditor/verify/attestation.py`` checks it)."""
-    if algorithm_kind(h) == AlgorithmKind.TEE:
+    (``auditor/verify/attestation.py`` checks it), and a scoring task, whose two per
+    party anchor the model it used (``auditor/verify/scoring.py``)."""
+    if algorithm_kind(h) == AlgorithmKind.TEE or algorithm_name(h) == fl_score.NAME:
         return False
     return algorithm_name(h) in CHECKPOINTING or any(
         e.name == "CheckpointAnchored" for e in h.task_events
@@ -171,22 +217,29 @@ def numbering_problem(
 
 
 def links_problem(
-    genesis: bytes, model_digests: Sequence[bytes], anchored: Sequence[bytes]
+    genesis: bytes,
+    model_digests: Sequence[bytes],
+    anchored: Sequence[bytes],
+    *,
+    unit: str = "round",
+    what: str = "model",
 ) -> str | None:
     """Each anchored link is ``chain_digest(previous link, round's model digest, r)``,
-    starting from ``genesis``, for exactly the rounds the model digests name."""
+    starting from ``genesis``, for exactly the rounds the model digests name. The
+    vertical chains link the same way, per epoch, over share digests (``unit="epoch",
+    what="share"``, which only change the wording)."""
     if len(model_digests) != len(anchored):
         return (
-            f"the result names {len(model_digests)} round model(s), "
-            f"{len(anchored)} round(s) are anchored"
+            f"the result names {len(model_digests)} {unit} {what}(s), "
+            f"{len(anchored)} {unit}(s) are anchored"
         )
     previous = genesis
     for r, (model, link) in enumerate(zip(model_digests, anchored, strict=True)):
         expected = horizontal.chain_digest(previous, model, r)
         if link != expected:
             return (
-                f"round {r}: anchored checkpoint {hex_(link)}, but the link from "
-                f"{'the genesis' if r == 0 else f'round {r - 1}'} and the round's model "
+                f"{unit} {r}: anchored checkpoint {hex_(link)}, but the link from "
+                f"{'the genesis' if r == 0 else f'{unit} {r - 1}'} and the {unit}'s {what} "
                 f"digest {hex_(model)} is {hex_(expected)}"
             )
         previous = link
@@ -194,16 +247,22 @@ def links_problem(
 
 
 def head_problem(
-    round_digests: Sequence[bytes], chain_head: bytes, anchored: Sequence[bytes]
+    round_digests: Sequence[bytes],
+    chain_head: bytes,
+    anchored: Sequence[bytes],
+    *,
+    unit: str = "round",
+    field: str = "round digest",
 ) -> str | None:
     """The result's chained digest of each round is the anchored checkpoint, and its
-    chain head is the last one."""
+    chain head is the last one (``unit``/``field``: the wording, e.g. an epoch's chain
+    digest for the vertical chains)."""
     if len(round_digests) != len(anchored):
-        return f"the result chains {len(round_digests)} round(s), {len(anchored)} are anchored"
+        return f"the result chains {len(round_digests)} {unit}(s), {len(anchored)} are anchored"
     for r, (claimed, link) in enumerate(zip(round_digests, anchored, strict=True)):
         if claimed != link:
             return (
-                f"round {r}: the result's round digest {hex_(claimed)} is not the "
+                f"{unit} {r}: the result's {field} {hex_(claimed)} is not the "
                 f"anchored checkpoint {hex_(link)}"
             )
     if not anchored or chain_head != anchored[-1]:
@@ -213,15 +272,19 @@ def head_problem(
 
 
 def commitment_problem(
-    task_id: bytes, disclosure: ResultDisclosure, submitted: bytes | None
+    task_id: bytes,
+    disclosure: ResultDisclosure,
+    submitted: bytes | None,
+    who: str = "the aggregator",
 ) -> str | None:
-    """The disclosed result and salt open the commitment the aggregator submitted."""
+    """The disclosed result and salt open the commitment ``who`` (the aggregator, or a
+    vertical task's label holder) submitted."""
     if submitted is None:
-        return "a result was disclosed, but the aggregator submitted no result commitment"
+        return f"a result was disclosed, but {who} submitted no result commitment"
     opened = result_commitment(task_id, disclosure.result, disclosure.salt)
     if opened != submitted:
         return (
-            f"the disclosed result and salt commit to {hex_(opened)}, the aggregator "
+            f"the disclosed result and salt commit to {hex_(opened)}, {who} "
             f"submitted {hex_(submitted)}"
         )
     return None
@@ -415,6 +478,8 @@ def check_fl_round_chain(
         return Check.not_applicable(
             NAME, f"{algorithm or 'the algorithm'} anchors no round checkpoints"
         )
+    if algorithm == fl_vertical.NAME:
+        return _check_vertical(h, transcripts, params, result)
     participants = h.participants()
     aggregators = [node for node, dataset, _v, _g in participants if dataset == ZERO]
     if len(aggregators) != 1:
@@ -517,4 +582,125 @@ def check_fl_round_chain(
         detail += "; links not recomputed (no result disclosed)"
     elif fl_params is None:
         detail += "; genesis and final model not recomputed (no parameters disclosed)"
+    return Check(NAME, True, detail, evidence)
+
+
+def _check_vertical(
+    h: TaskHistory,
+    transcripts: Mapping[str, Sequence[Entry]],
+    params: ParamsEnvelope | None,
+    result: ResultDisclosure | None,
+) -> Check:
+    """`check_fl_round_chain` for ``fl-vertical``: every party's chain (module
+    docstring; the vertical-only rules are in ``auditor/verify/vertical_chain.py``)."""
+    created = h.created()
+    assert created is not None
+    seats = [node for node, _d, _v, _g in h.participants()]
+    if len(seats) < 2:
+        return Check(
+            NAME, False, f"{len(seats)} participant(s): a label holder and feature holders expected"
+        )
+    label_holder, feature_holders = seats[0], seats[1:]
+    anchored = anchored_checkpoints(h)
+    mine = vertical_chain.by_party(anchored)
+    complete = any(e.name == "TaskCompleted" for e in h.task_events)
+    evidence: dict[str, Any] = {
+        "algorithm": fl_vertical.NAME,
+        "labelHolder": label_holder,
+        "featureHolders": feature_holders,
+        "checkpoints": [
+            {"node": a.node, "epoch": a.round, "digest": hex_(a.digest), "block": a.block}
+            for a in anchored
+        ],
+    }
+    ran: list[str] = []
+
+    def fail(problem: str) -> Check:
+        return Check(NAME, False, problem, {**evidence, "rulesPassed": ran})
+
+    vfl_params = None
+    if params is not None and params.digest == digest32(
+        created.args["paramsDigest"], "TaskCreated.paramsDigest"
+    ):
+        vfl_params = fl_vertical.VerticalParams.from_json(params.params)
+    elif params is not None:
+        evidence["paramsNotUsed"] = "they do not open the on-chain paramsDigest"
+
+    problem = vertical_chain.numbering_problem(
+        anchored, seats, None if vfl_params is None else vfl_params.epochs, complete
+    )
+    if problem:
+        return fail(problem)
+    ran.append("numbering")
+
+    good, left_out = authenticated(h, transcripts)
+    evidence["transcriptsJudged"] = sorted(good)
+    evidence["transcriptsNotJudged"] = dict(sorted(left_out.items()))
+    counts = {node: len(own) for node, own in mine.items()}
+    problem = vertical_chain.transcripts_problem(
+        label_holder, feature_holders, counts, good, complete
+    )
+    if problem:
+        return fail(problem)
+    ran.append("training messages per epoch")
+
+    if result is not None:
+        submitted = h.by_node("ResultSubmitted").get(label_holder.lower())
+        problem = commitment_problem(
+            h.task_id,
+            result,
+            None
+            if submitted is None
+            else digest32(submitted.args["resultDigest"], "the label holder's resultDigest"),
+            who=f"the label holder {label_holder}",
+        )
+        if problem:
+            return fail(problem)
+        ran.append("result commitment")
+        body = result.result
+        epochs = list(body["epochs"])
+        if [e["epoch"] for e in epochs] != list(range(len(epochs))):
+            return fail(f"the result's epochs are numbered {[e['epoch'] for e in epochs]}")
+        shares = [_hex32(e["share_digest"], f"epoch {e['epoch']} share_digest") for e in epochs]
+        chained = [_hex32(e["chain_digest"], f"epoch {e['epoch']} chain_digest") for e in epochs]
+        genesis = _hex32(body["genesis"], "the result's genesis")
+        links = [a.digest for a in mine.get(label_holder.lower(), [])]
+        problem = links_problem(genesis, shares, links, unit="epoch", what="share")
+        if problem:
+            return fail(f"label holder {label_holder}: {problem}")
+        ran.append("links recomputed")
+        head = _hex32(body["chain_head"], "the result's chain_head")
+        problem = head_problem(chained, head, links, unit="epoch", field="chain digest")
+        if problem:
+            return fail(f"label holder {label_holder}: {problem}")
+        ran.append("chain head")
+        evidence["genesis"] = hex_(genesis)
+        problem = vertical_chain.final_share_problem(
+            label_holder,
+            body,
+            _hex32(body["share_digest"], "the result's share_digest"),
+            shares[-1],
+            len(shares) - 1,
+        )
+        if problem:
+            return fail(f"label holder {label_holder}: {problem}")
+        ran.append("final share")
+        if vfl_params is not None:
+            problem = vertical_chain.genesis_problem(
+                vfl_params, h.task_id, label_holder, feature_holders, body["aligned_rows"], genesis
+            )
+            if problem:
+                return fail(f"label holder {label_holder}: {problem}")
+            ran.append("genesis")
+    evidence["rulesPassed"] = ran
+    n = len(mine.get(label_holder.lower(), []))
+    detail = (
+        f"{len(seats)} parties anchored their own chains ({n} epoch checkpoint(s) of the "
+        f"label holder) numbered from 0 without gap; passed: {', '.join(ran)}"
+    )
+    if result is None:
+        detail += "; links not recomputed (no result disclosed)"
+    elif vfl_params is None:
+        detail += "; genesis not recomputed (no parameters disclosed)"
+    detail += "; the feature holders' links cannot be recomputed (their shares are never disclosed)"
     return Check(NAME, True, detail, evidence)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from auditor.verify import attestation
+from auditor.verify import attestation, scoring
 from auditor.verify.algorithm import check_algorithm_approved
 from auditor.verify.anchor_log import check_anchor_log
 from auditor.verify.check import Check
@@ -60,7 +60,9 @@ def verify_task(
     it would be one more not-applicable line in every report. `result` (the
     aggregator's disclosed result and commitment salt) lets it recompute the chain.
     `tee_attestation` likewise, for an attested job (algorithm kind TEE) only; it needs
-    `result` (the host's, holding the attestation bundle) to judge the enclave."""
+    `result` (the host's, holding the attestation bundle) to judge the enclave.
+    `scoring_model` likewise, for a batch-scoring task only; it needs `params` to know
+    the training task."""
     checks = list(deployment)
     if history.created() is None:
         # Nothing on chain to check: every other check would pass or fail on nothing.
@@ -70,6 +72,8 @@ def verify_task(
     checks.append(check_params_commitment(history, params))
     if applies(history):
         checks.append(check_fl_round_chain(history, transcripts, params, result))
+    if scoring.applies(history):
+        checks.append(scoring.check_scoring_model(history, params, result))
     if attestation.applies(history):
         checks.append(attestation.check_tee_attestation(history, transcripts, result))
     return checks

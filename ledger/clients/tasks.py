@@ -215,6 +215,20 @@ class TaskRegistryClient(ContractClient):
             as_bytes32(digest, "checkpoint digest"),
         )
 
+    def checkpoints(
+        self, task_id: bytes, node: str, from_block: int = 0
+    ) -> list[tuple[int, bytes]]:
+        """(round, digest) of every checkpoint ``node`` anchored in the task, in chain
+        order (the contract accepts only rising rounds, so that is round order)."""
+        logs = self.contract.events.CheckpointAnchored().get_logs(
+            argument_filters={"taskId": as_bytes32(task_id, "task_id"), "node": node},
+            from_block=from_block,
+        )
+        ordered = sorted(logs, key=lambda log: (log["blockNumber"], log["logIndex"]))
+        return [
+            (int(log["args"]["round"]), bytes(log["args"]["checkpointDigest"])) for log in ordered
+        ]
+
     def submit_result(
         self, task_id: bytes, result_digest: bytes, evidence_root: bytes
     ) -> TxReceipt:

@@ -57,23 +57,19 @@ intercept, exact float64), its digest (``vertical.share_digest``), the genesis a
 chained link after every epoch, the per-epoch mean log-loss, the aligned count, the PSI
 set sizes, the feature holders' seats and feature names, and the policy.
 
-Feature holders return None to the runner (``run_responder``'s contract), so their
-shares are *not kept* in this slice. Future work for scoring
-(``node/fl/scoring.py``): the runner should keep the responder's share (its
-``to_json``: party, feature names, weights, epoch links) in the node's task record, and
-the scoring task will need the same alignment (PSI on the id columns, then A's digests
-in the agreed order) before each party sends its partial logits.
+Feature holders return their share to the runner (``run_responder``), which keeps it
+in the node's task record (``{"share": ...}``, never sent, not committed): the scoring
+task (``node/algorithms/fl_score.py``) loads it from there.
 
-Checkpoints: ``run_requester`` takes an optional ``checkpoint(epoch, link)`` and, when
-given, anchors each epoch's chained share digest of A after training (the library
-returns the links when the run ends). The runner passes ``checkpoint`` only on its
-aggregator path today, so ``CHECKPOINTS`` is not declared; wiring it for requester-style
-modules (and passing the task id instead of reading it from the recording channel) is
-the runner's change.
+Checkpoints (``CHECKPOINTS``): every party anchors its own chain with
+``TaskRegistry.anchorCheckpoint(task, epoch, link)``, one per epoch, after training (the
+library returns the links when the run ends): link_e = ``chain_digest(link_{e-1},
+share_digest(party, weights after epoch e), e)`` from ``genesis(plan, party)``. The
+auditor's ``fl_round_chain`` check judges every party's chain.
 
-Task id: the plan binds the task id (genesis digest, alignment digests). The runner's
-requester path does not pass it, so it is read from the ``RecordingChannel`` the runner
-wraps every task channel in (``channel.task_id``); without one, 32 zero bytes.
+Task id: the plan binds the task id (genesis digest, alignment digests). It is read
+from the ``RecordingChannel`` the runner wraps every task channel in
+(``channel.task_id``); without one, 32 zero bytes.
 """
 
 from __future__ import annotations
@@ -85,7 +81,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeGuard
+from typing import Any, Final, Protocol, TypeGuard, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -105,6 +101,8 @@ KIND: Final = AlgorithmKind.FL
 PROTOCOL: Final = "requester"
 # The statistics rules do not apply; the policy used is the minimum group size.
 OUTPUT_POLICY: Final = False
+# Every party anchors its per-epoch share chain (the runner passes ``checkpoint``).
+CHECKPOINTS: Final = True
 
 _HERE = Path(__file__).resolve().parent
 EXTRA_SOURCES: tuple[str, ...] = (
@@ -118,6 +116,8 @@ EXTRA_SOURCES: tuple[str, ...] = (
     str(_HERE.parent / "fl" / "models.py"),
     str(_HERE.parent / "fl" / "fixed_point.py"),
 )
+
+_T = TypeVar("_T")
 
 REASONS: Final = psi.REASONS
 MAX_RESPONDERS: Final = psi.MAX_RESPONDERS
@@ -254,7 +254,7 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _name(field_name: str, value: object) -> str:
+def column_name(field_name: str, value: object) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidParams(field_name, "must be a non-empty column name (string)")
     return value
@@ -265,7 +265,7 @@ def _names(field_name: str, value: object, *, allow_empty: bool) -> tuple[str, .
         raise InvalidParams(field_name, f"must be a list of at most {MAX_FEATURES} column names")
     if not value and not allow_empty:
         raise InvalidParams(field_name, "must name at least one column")
-    names = tuple(_name(f"{field_name}[{i}]", v) for i, v in enumerate(value))
+    names = tuple(column_name(f"{field_name}[{i}]", v) for i, v in enumerate(value))
     if len(set(names)) != len(names):
         raise InvalidParams(field_name, "names a column twice")
     return names
@@ -285,6 +285,29 @@ def _number(data: Mapping[str, Any], name: str, *, positive: bool) -> float:
     if (positive and value <= 0) or value < 0:
         raise InvalidParams(name, f"must be {'> 0' if positive else '>= 0'}, got {value!r}")
     return float(value)
+
+
+def identifier_fields(raw: Mapping[str, Any]) -> tuple[str, str]:
+    """``identifier_kind`` and ``country`` (default ``86``), checked."""
+    kind = raw["identifier_kind"]
+    if kind not in identifiers.KINDS:
+        raise InvalidParams(
+            "identifier_kind", f"must be one of {list(identifiers.KINDS)}, got {kind!r}"
+        )
+    country = raw.get("country", _DEFAULTS["country"])
+    if not isinstance(country, str) or country not in identifiers.COUNTRIES:
+        raise InvalidParams(
+            "country", f"must be one of {sorted(identifiers.COUNTRIES)}, got {country!r}"
+        )
+    return kind, country
+
+
+def min_group_size(raw: Mapping[str, Any]) -> int | None:
+    """``min_group_size``: absent or null, or an integer >= 1."""
+    value = raw.get("min_group_size")
+    if value is not None and (not _is_int(value) or not 1 <= value <= INT_LIMIT):
+        raise InvalidParams("min_group_size", f"must be an integer >= 1, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -322,19 +345,10 @@ class VerticalParams:
         for required in PARAMETER_SCHEMA["required"]:
             if required not in raw:
                 raise InvalidParams(required, "is required")
-        kind = raw["identifier_kind"]
-        if kind not in identifiers.KINDS:
-            raise InvalidParams(
-                "identifier_kind", f"must be one of {list(identifiers.KINDS)}, got {kind!r}"
-            )
-        country = raw.get("country", _DEFAULTS["country"])
-        if not isinstance(country, str) or country not in identifiers.COUNTRIES:
-            raise InvalidParams(
-                "country", f"must be one of {sorted(identifiers.COUNTRIES)}, got {country!r}"
-            )
-        requester_column = _name("requester_column", raw["requester_column"])
-        responder_column = _name("responder_column", raw["responder_column"])
-        label = _name("label", raw["label"])
+        kind, country = identifier_fields(raw)
+        requester_column = column_name("requester_column", raw["requester_column"])
+        responder_column = column_name("responder_column", raw["responder_column"])
+        label = column_name("label", raw["label"])
         mine = _names("requester_features", raw["requester_features"], allow_empty=True)
         if label in mine or requester_column in mine or label == requester_column:
             raise InvalidParams(
@@ -354,13 +368,6 @@ class VerticalParams:
         residual = raw.get("residual", _DEFAULTS["residual"])
         if residual not in RESIDUALS:
             raise InvalidParams("residual", f"must be one of {list(RESIDUALS)}, got {residual!r}")
-        min_group_size = raw.get("min_group_size")
-        if min_group_size is not None and (
-            not _is_int(min_group_size) or not 1 <= min_group_size <= INT_LIMIT
-        ):
-            raise InvalidParams(
-                "min_group_size", f"must be an integer >= 1, got {min_group_size!r}"
-            )
         return cls(
             identifier_kind=kind,
             requester_column=requester_column,
@@ -376,7 +383,7 @@ class VerticalParams:
             residual=residual,
             key_bits=_int(raw, "key_bits", MIN_KEY_BITS, MAX_KEY_BITS),
             seed=_int(raw, "seed", 0, INT_LIMIT),
-            min_group_size=min_group_size,
+            min_group_size=min_group_size(raw),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -486,9 +493,14 @@ class VerticalResult:
             "share_digest": self.share_digest.hex(),
             "genesis": self.genesis.hex(),
             "epochs": [
-                {"epoch": e, "chain_digest": link.hex(), "loss": loss}
-                for e, (link, loss) in enumerate(
-                    zip(self.share.epoch_digests, self.share.losses, strict=True)
+                {"epoch": e, "share_digest": s.hex(), "chain_digest": link.hex(), "loss": loss}
+                for e, (s, link, loss) in enumerate(
+                    zip(
+                        self.share.share_digests,
+                        self.share.epoch_digests,
+                        self.share.losses,
+                        strict=True,
+                    )
                 )
             ],
             "chain_head": self.chain_head.hex(),
@@ -531,7 +543,7 @@ def _column(table: pa.Table, columns: Sequence[Column], name: str, types: Sequen
     return column
 
 
-def _features(table: pa.Table, columns: Sequence[Column], names: Sequence[str]) -> FloatArray:
+def feature_matrix(table: pa.Table, columns: Sequence[Column], names: Sequence[str]) -> FloatArray:
     x = np.empty((table.num_rows, len(names)), dtype=np.float64)
     for j, name in enumerate(names):
         column = _column(table, columns, name, ("integer", "decimal"))
@@ -548,8 +560,8 @@ def _features(table: pa.Table, columns: Sequence[Column], names: Sequence[str]) 
     return x
 
 
-def _id_index(
-    params: VerticalParams, table: pa.Table, columns: Sequence[Column], name: str
+def identifier_index(
+    params: AlignedOnIds, table: pa.Table, columns: Sequence[Column], name: str
 ) -> dict[str, int]:
     """Normalised identifier -> row; rows whose identifier is refused are left out, and
     an identifier on two rows is refused (the alignment would be ambiguous)."""
@@ -573,8 +585,8 @@ def _id_index(
 
 def requester_rows(params: VerticalParams, table: pa.Table, columns: Sequence[Column]) -> _Rows:
     """The label holder's rows, checked: features, 0/1 labels, identifiers."""
-    index = _id_index(params, table, columns, params.requester_column)
-    x = _features(table, columns, params.requester_features)
+    index = identifier_index(params, table, columns, params.requester_column)
+    x = feature_matrix(table, columns, params.requester_features)
     _column(table, columns, params.label, ("integer",))
     y = table.column(params.label).to_numpy().astype(np.float64)
     if not np.all((y == 0) | (y == 1)):
@@ -588,17 +600,30 @@ def responder_rows(
     params: VerticalParams, table: pa.Table, columns: Sequence[Column], seat: int
 ) -> _Rows:
     """Feature holder ``seat``'s (0-based) rows, checked."""
-    index = _id_index(params, table, columns, params.responder_column)
-    return _Rows(_features(table, columns, params.responder_features[seat]), None, index)
+    index = identifier_index(params, table, columns, params.responder_column)
+    return _Rows(feature_matrix(table, columns, params.responder_features[seat]), None, index)
 
 
-def align_digest(params: VerticalParams, task: bytes, identifier: str) -> bytes:
+class AlignedOnIds(Protocol):
+    """What the readiness and alignment steps need of a task's parameters (this
+    module's and the scoring task's, ``node/algorithms/fl_score.py``)."""
+
+    @property
+    def identifier_kind(self) -> str: ...
+
+    @property
+    def country(self) -> str: ...
+
+    def psi_params(self) -> psi.PsiParams: ...
+
+
+def align_digest(params: AlignedOnIds, task: bytes, identifier: str) -> bytes:
     """How a matched identifier is named to the feature holders (see the docstring)."""
     item = identifiers.identifier_tag(params.identifier_kind) + identifier.encode()
     return hashlib.sha256(ALIGN_DOMAIN + b"\0" + task + b"\0" + item).digest()
 
 
-def aligned_order(params: VerticalParams, task: bytes, matched: Sequence[str]) -> list[str]:
+def aligned_order(params: AlignedOnIds, task: bytes, matched: Sequence[str]) -> list[str]:
     """The agreed row order: the matched identifiers sorted by their alignment digest."""
     return sorted(matched, key=lambda ident: align_digest(params, task, ident))
 
@@ -646,30 +671,13 @@ def _refusal(reason: str) -> bytes:
 # ------------------------------------------------------------------- entry points
 
 
-def run_requester(
-    channel: Channel,
-    params: VerticalParams,
-    table: pa.Table,
-    columns: Sequence[Column],
-    responders: Sequence[str],
-    *,
-    timeout: float,
-    policy: EffectivePolicy,
-    executor: Executor | None = None,
-    processes: int = 1,
-    checkpoint: Callable[[int, bytes], object] | None = None,
-) -> VerticalResult:
-    """The label holder (seat 0): check, align by PSI, train, return A's share."""
-    k = len(responders)
-    if channel.me in responders or len(set(responders)) != k:
-        raise VerticalTaskError(
-            "PROTOCOL_ERROR", "the feature holders must be distinct and exclude the label holder"
-        )
-    task = _task_of(channel)
-    # 1. readiness: our own rows first, then every feature holder's answer.
+def lead_readiness(
+    channel: Channel, responders: Sequence[str], prepare: Callable[[], _T], timeout: float
+) -> _T:
+    """The label holder's readiness step: ``prepare`` (its own checks) first, then every
+    feature holder's answer; the first refusal (its own included) goes to every peer."""
     try:
-        params.check_responder_count(k)
-        rows = requester_rows(params, table, columns)
+        mine = prepare()
     except (VerticalTaskError, InvalidParams) as exc:
         reason = getattr(exc, "reason", "PROTOCOL_ERROR")
         for r in responders:
@@ -689,8 +697,42 @@ def run_requester(
         raise refusal
     for r in responders:
         channel.send(r, STEP_GO, _encode({"ok": True}))
+    return mine
 
-    # 2. alignment: PSI's intersection, then the agreed order to every feature holder.
+
+def follow_readiness(
+    channel: Channel, requester: str, prepare: Callable[[], _T], timeout: float
+) -> _T:
+    """A feature holder's readiness step: its own checks, its answer, the go."""
+    try:
+        mine = prepare()
+    except (VerticalTaskError, InvalidParams) as exc:
+        channel.send(requester, STEP_READY, _refusal(getattr(exc, "reason", "PROTOCOL_ERROR")))
+        if isinstance(exc, InvalidParams):
+            raise VerticalTaskError("PROTOCOL_ERROR", str(exc)) from None
+        raise
+    channel.send(requester, STEP_READY, _encode({"ok": True}))
+    _receive_ok(channel, requester, STEP_GO, timeout)
+    return mine
+
+
+def lead_alignment(
+    channel: Channel,
+    params: AlignedOnIds,
+    table: pa.Table,
+    columns: Sequence[Column],
+    responders: Sequence[str],
+    known: Mapping[str, int],
+    *,
+    timeout: float,
+    policy: EffectivePolicy,
+    executor: Executor | None = None,
+    processes: int = 1,
+) -> tuple[list[str], psi.PsiResult]:
+    """PSI's intersection, then the agreed order sent to every feature holder; returns
+    the aligned identifiers (those of ``known``, the label holder's usable rows) in
+    that order, and the PSI result (its set sizes)."""
+    task = _task_of(channel)
     found = psi.run_requester(
         channel,
         params.psi_params(),
@@ -702,7 +744,7 @@ def run_requester(
         executor=executor,
         processes=processes,
     )
-    matched = [m for m in (found.intersection or ()) if m in rows.index]
+    matched = [m for m in (found.intersection or ()) if m in known]
     order = aligned_order(params, task, matched)
     n = len(order)
     if n < policy.min_group_size:
@@ -725,11 +767,89 @@ def run_requester(
         answer = _receive_ok(channel, r, STEP_ALIGNED, timeout)
         if answer != {"rows": n}:
             raise VerticalTaskError("PROTOCOL_ERROR", f"{r} aligned another number of rows")
+    return order, found
 
-    # 3. training on the aligned rows, in the agreed order.
+
+def follow_alignment(
+    channel: Channel,
+    params: AlignedOnIds,
+    table: pa.Table,
+    columns: Sequence[Column],
+    requester: str,
+    responders: Sequence[str],
+    known: Mapping[str, int],
+    *,
+    timeout: float,
+    policy: EffectivePolicy,
+    executor: Executor | None = None,
+    processes: int = 1,
+) -> np.ndarray[Any, np.dtype[np.intp]]:
+    """A feature holder's side of :func:`lead_alignment`: its rows (of ``known``,
+    normalised identifier -> row) in the agreed order."""
+    psi.run_responder(
+        channel,
+        params.psi_params(),
+        table,
+        columns,
+        requester,
+        responders,
+        timeout=timeout,
+        policy=policy,
+        executor=executor,
+        processes=processes,
+    )
+    try:
+        picks = _receive_alignment(
+            channel, params, _task_of(channel), requester, known, policy, timeout
+        )
+    except VerticalTaskError as exc:
+        if not exc.from_peer:
+            channel.send(requester, STEP_ALIGNED, _refusal(exc.reason))
+        raise
+    channel.send(requester, STEP_ALIGNED, _encode({"rows": len(picks)}))
+    return picks
+
+
+def run_requester(
+    channel: Channel,
+    params: VerticalParams,
+    table: pa.Table,
+    columns: Sequence[Column],
+    responders: Sequence[str],
+    *,
+    timeout: float,
+    policy: EffectivePolicy,
+    executor: Executor | None = None,
+    processes: int = 1,
+    checkpoint: Callable[[int, bytes], object] | None = None,
+) -> VerticalResult:
+    """The label holder (seat 0): check, align by PSI, train, return A's share."""
+    k = len(responders)
+    if channel.me in responders or len(set(responders)) != k:
+        raise VerticalTaskError(
+            "PROTOCOL_ERROR", "the feature holders must be distinct and exclude the label holder"
+        )
+
+    def prepare() -> _Rows:
+        params.check_responder_count(k)
+        return requester_rows(params, table, columns)
+
+    rows = lead_readiness(channel, responders, prepare, timeout)
+    order, found = lead_alignment(
+        channel,
+        params,
+        table,
+        columns,
+        responders,
+        rows.index,
+        timeout=timeout,
+        policy=policy,
+        executor=executor,
+        processes=processes,
+    )
     picks = np.array([rows.index[ident] for ident in order], dtype=np.intp)
     assert rows.y is not None
-    plan = plan_for(params, channel.me, responders, n, task)
+    plan = plan_for(params, channel.me, responders, len(order), _task_of(channel))
     share = vertical.run_label_holder(
         channel, plan, rows.x[picks], rows.y[picks], executor=executor, timeout=timeout
     )
@@ -742,14 +862,26 @@ def run_requester(
         feature_holders=tuple(responders),
         responder_features=params.responder_features,
         share=share,
-        genesis=vertical.genesis(plan, channel.me),
-        aligned_rows=n,
+        genesis=share.genesis,
+        aligned_rows=len(order),
         requester_items=found.requester_items,
         invalid_requester_rows=found.invalid_requester_rows,
         responder_items=found.responder_items,
         key_bits=params.key_bits,
         policy=policy,
     )
+
+
+@dataclass(frozen=True)
+class KeptShare:
+    """What a feature holder's node keeps of a training task: its share (weights, the
+    genesis and links of its chain) and the columns it weighs, in order."""
+
+    share: vertical.VerticalShare
+    features: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.share.to_json(), "features": list(self.features)}
 
 
 def run_responder(
@@ -764,9 +896,10 @@ def run_responder(
     policy: EffectivePolicy,
     executor: Executor | None = None,
     processes: int = 1,
-) -> None:
-    """A feature holder: check, align by PSI, train its own share (kept by nobody yet:
-    see the module docstring)."""
+    checkpoint: Callable[[int, bytes], object] | None = None,
+) -> KeptShare:
+    """A feature holder: check, align by PSI, train its own share, anchor its chain
+    (``checkpoint``); the share is returned for the runner to keep."""
     share = train_feature_holder(
         channel,
         params,
@@ -779,7 +912,10 @@ def run_responder(
         executor=executor,
         processes=processes,
     )
-    del share  # the runner keeps nothing of a responder's; future work (docstring)
+    if checkpoint is not None:
+        for epoch, link in enumerate(share.epoch_digests):
+            checkpoint(epoch, link)
+    return KeptShare(share, params.responder_features[list(responders).index(channel.me)])
 
 
 def train_feature_holder(
@@ -795,42 +931,30 @@ def train_feature_holder(
     executor: Executor | None = None,
     processes: int = 1,
 ) -> vertical.VerticalShare:
-    """:func:`run_responder`, returning the feature holder's share (for tests and for
-    a runner that keeps it)."""
+    """:func:`run_responder` without the checkpoints."""
     me = channel.me
     if me not in responders or requester in responders or len(set(responders)) != len(responders):
         raise VerticalTaskError("PROTOCOL_ERROR", "this party must be one of distinct responders")
-    task = _task_of(channel)
-    try:
+
+    def prepare() -> _Rows:
         params.check_responder_count(len(responders))
-        rows = responder_rows(params, table, columns, responders.index(me))
-    except (VerticalTaskError, InvalidParams) as exc:
-        channel.send(requester, STEP_READY, _refusal(getattr(exc, "reason", "PROTOCOL_ERROR")))
-        if isinstance(exc, InvalidParams):
-            raise VerticalTaskError("PROTOCOL_ERROR", str(exc)) from None
-        raise
-    channel.send(requester, STEP_READY, _encode({"ok": True}))
-    _receive_ok(channel, requester, STEP_GO, timeout)
-    psi.run_responder(
+        return responder_rows(params, table, columns, responders.index(me))
+
+    rows = follow_readiness(channel, requester, prepare, timeout)
+    picks = follow_alignment(
         channel,
-        params.psi_params(),
+        params,
         table,
         columns,
         requester,
         responders,
+        rows.index,
         timeout=timeout,
         policy=policy,
         executor=executor,
         processes=processes,
     )
-    try:
-        picks = _receive_alignment(channel, params, task, requester, rows, policy, timeout)
-    except VerticalTaskError as exc:
-        if not exc.from_peer:
-            channel.send(requester, STEP_ALIGNED, _refusal(exc.reason))
-        raise
-    channel.send(requester, STEP_ALIGNED, _encode({"rows": len(picks)}))
-    plan = plan_for(params, requester, responders, len(picks), task)
+    plan = plan_for(params, requester, responders, len(picks), _task_of(channel))
     return vertical.run_feature_holder(
         channel, plan, rows.x[picks], executor=executor, timeout=timeout
     )
@@ -838,10 +962,10 @@ def train_feature_holder(
 
 def _receive_alignment(
     channel: Channel,
-    params: VerticalParams,
+    params: AlignedOnIds,
     task: bytes,
     requester: str,
-    rows: _Rows,
+    known: Mapping[str, int],
     policy: EffectivePolicy,
     timeout: float,
 ) -> np.ndarray[Any, np.dtype[np.intp]]:
@@ -854,7 +978,7 @@ def _receive_alignment(
         set(head) != {"rows", "chunks"}
         or not _is_int(n)
         or not _is_int(count)
-        or not 0 <= n <= len(rows.index)
+        or not 0 <= n <= len(known)
         or count != -(-n // ALIGN_CHUNK)
     ):
         raise VerticalTaskError("PROTOCOL_ERROR", f"{step}: malformed header")
@@ -863,7 +987,7 @@ def _receive_alignment(
             "GROUP_TOO_SMALL",
             f"{n} aligned rows, below the minimum group size {policy.min_group_size}",
         )
-    mine = {align_digest(params, task, ident): row for ident, row in rows.index.items()}
+    mine = {align_digest(params, task, ident): row for ident, row in known.items()}
     picks: list[int] = []
     previous = b""
     for i in range(count):
@@ -886,6 +1010,7 @@ def _receive_alignment(
 
 
 __all__ = [
+    "CHECKPOINTS",
     "EXTRA_SOURCES",
     "KIND",
     "NAME",
@@ -893,13 +1018,24 @@ __all__ = [
     "PARAMETER_SCHEMA",
     "PROTOCOL",
     "VERSION",
+    "AlignedOnIds",
     "InvalidParams",
+    "KeptShare",
     "Params",
     "VerticalParams",
     "VerticalResult",
     "VerticalTaskError",
     "align_digest",
     "aligned_order",
+    "column_name",
+    "feature_matrix",
+    "follow_alignment",
+    "follow_readiness",
+    "identifier_fields",
+    "identifier_index",
+    "lead_alignment",
+    "lead_readiness",
+    "min_group_size",
     "plan_for",
     "run_requester",
     "run_responder",

@@ -15,15 +15,24 @@ holders receive nothing at all, so they learn no score.
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 
 from node.channel import DEFAULT_TIMEOUT, Channel
 from node.fl.models import FloatArray, sigmoid
-from node.fl.vertical import VerticalError, VerticalShare
+from node.fl.vertical import VerticalError
 
-__all__ = ["STEP_PARTIAL", "partial_logits", "score_feature_holder", "score_label_holder"]
+__all__ = [
+    "CHUNK_ROWS",
+    "STEP_PARTIAL",
+    "partial_logits",
+    "score_feature_holder",
+    "score_label_holder",
+]
 
-STEP_PARTIAL = "vfl-score/partial"
+STEP_PARTIAL: Final = "vfl-score/partial"
+CHUNK_ROWS: Final = 65536  # partial logits per message: 512 KiB, far inside 16 MB
 
 
 def partial_logits(weights: FloatArray, x: FloatArray, intercept: float = 0.0) -> FloatArray:
@@ -34,31 +43,40 @@ def partial_logits(weights: FloatArray, x: FloatArray, intercept: float = 0.0) -
     return out
 
 
+def _chunks(rows: int) -> range:
+    return range(0, max(rows, 1), CHUNK_ROWS)
+
+
 def score_feature_holder(
-    channel: Channel, label_holder: str, share: VerticalShare, x: FloatArray
+    channel: Channel, label_holder: str, weights: FloatArray, x: FloatArray
 ) -> None:
-    """Send this party's partial logits for the aligned rows ``x`` to the label holder."""
-    logits = partial_logits(share.weights, x)
-    channel.send(label_holder, STEP_PARTIAL, np.asarray(logits, dtype=">f8").tobytes())
+    """Send this party's partial logits of the aligned rows ``x`` (its share's
+    ``weights``) to the label holder, in chunks of :data:`CHUNK_ROWS` rows."""
+    logits = np.asarray(partial_logits(weights, x), dtype=">f8")
+    for i, start in enumerate(_chunks(len(logits))):
+        chunk = logits[start : start + CHUNK_ROWS]
+        channel.send(label_holder, f"{STEP_PARTIAL}/{i}", chunk.tobytes())
 
 
 def score_label_holder(
     channel: Channel,
     feature_holders: tuple[str, ...],
-    share: VerticalShare,
+    weights: FloatArray,
     x: FloatArray,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> FloatArray:
-    """The scores (probabilities) of the aligned rows ``x``; A's share ends with c."""
-    u = partial_logits(share.weights[:-1], x, float(share.weights[-1]))
+    """The scores (probabilities) of the aligned rows ``x``; A's ``weights`` end with
+    the intercept."""
+    u = partial_logits(weights[:-1], x, float(weights[-1]))
     for peer in feature_holders:
-        payload = channel.receive(peer, STEP_PARTIAL, timeout)
-        if len(payload) != 8 * len(u):
-            raise VerticalError(
-                f"{STEP_PARTIAL!r} from {peer}: {len(payload)} bytes for {len(u)} rows"
-            )
-        part = np.frombuffer(payload, dtype=">f8").astype(np.float64)
-        if not np.all(np.isfinite(part)):
-            raise VerticalError(f"{STEP_PARTIAL!r} from {peer}: non-finite partial logits")
-        u = u + part
+        for i, start in enumerate(_chunks(len(u))):
+            step = f"{STEP_PARTIAL}/{i}"
+            rows = len(u[start : start + CHUNK_ROWS])
+            payload = channel.receive(peer, step, timeout)
+            if len(payload) != 8 * rows:
+                raise VerticalError(f"{step!r} from {peer}: {len(payload)} bytes for {rows} rows")
+            part = np.frombuffer(payload, dtype=">f8").astype(np.float64)
+            if not np.all(np.isfinite(part)):
+                raise VerticalError(f"{step!r} from {peer}: non-finite partial logits")
+            u[start : start + rows] += part
     return sigmoid(u)

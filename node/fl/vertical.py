@@ -158,6 +158,28 @@ class VerticalShare:
     weights: FloatArray = field(repr=False)
     epoch_digests: tuple[bytes, ...]  # the chained link after each epoch
     losses: tuple[float, ...] = ()  # label holder only: mean log-loss per epoch
+    # ``share_digest`` of the weights after each epoch: what each link chains, so an
+    # auditor given them recomputes every link from the genesis.
+    share_digests: tuple[bytes, ...] = ()
+    genesis: bytes = bytes(32)  # the chain's start: ``genesis(plan, party)``
+
+    def to_json(self) -> dict[str, Any]:
+        """The party's share as it keeps it (and a feature holder's node stores it):
+        weights as exact float64, per epoch the share digest and the chained link."""
+        return {
+            "algorithm": NAME,
+            "version": VERSION,
+            "party": self.party,
+            "weights": [float(w) for w in self.weights.tolist()],
+            "share_digest": share_digest(self.party, self.weights).hex(),
+            "genesis": self.genesis.hex(),
+            "epochs": [
+                {"epoch": e, "share_digest": s.hex(), "chain_digest": link.hex()}
+                for e, (s, link) in enumerate(
+                    zip(self.share_digests, self.epoch_digests, strict=True)
+                )
+            ],
+        }
 
 
 def batches(plan: VerticalPlan) -> list[list[np.ndarray[Any, np.dtype[np.intp]]]]:
@@ -377,6 +399,7 @@ def _label_holder_epochs(
     weights = np.zeros(x.shape[1] + 1, dtype=np.float64)
     link = genesis(plan, channel.me)
     links: list[bytes] = []
+    shares: list[bytes] = []
     losses: list[float] = []
     width = _width(public.nsquare)
     schedule = [(e, b, idx) for e, part in enumerate(batches(plan)) for b, idx in enumerate(part)]
@@ -418,9 +441,12 @@ def _label_holder_epochs(
         if following is None or following[0] != epoch:
             losses.append(epoch_loss / plan.rows)
             epoch_loss = 0.0
-            link = chain_digest(link, share_digest(channel.me, weights), epoch)
+            shares.append(share_digest(channel.me, weights))
+            link = chain_digest(link, shares[-1], epoch)
             links.append(link)
-    return VerticalShare(channel.me, weights, tuple(links), tuple(losses))
+    return VerticalShare(
+        channel.me, weights, tuple(links), tuple(losses), tuple(shares), genesis(plan, channel.me)
+    )
 
 
 def run_feature_holder(
@@ -459,6 +485,7 @@ def run_feature_holder(
     weights = np.zeros(features, dtype=np.float64)
     link = genesis(plan, me)
     links: list[bytes] = []
+    shares: list[bytes] = []
     for epoch, schedule in enumerate(batches(plan)):
         for b, idx in enumerate(schedule):
             m = len(idx)
@@ -481,6 +508,9 @@ def run_feature_holder(
                 raise VerticalError(f"{step!r} from {lh}: the opened gradient is out of range")
             grad = np.array(signed, dtype=np.float64) / (scale * m) + plan.l2 * weights
             weights = weights - plan.learning_rate * grad
-        link = chain_digest(link, share_digest(me, weights), epoch)
+        shares.append(share_digest(me, weights))
+        link = chain_digest(link, shares[-1], epoch)
         links.append(link)
-    return VerticalShare(me, weights, tuple(links))
+    return VerticalShare(
+        me, weights, tuple(links), share_digests=tuple(shares), genesis=genesis(plan, me)
+    )

@@ -498,8 +498,8 @@ def scoring_bench(trained: Mapping[str, Any], rows: int, label_columns: int) -> 
     net = InMemoryNetwork([LABEL, FEATURE])
     start = time.perf_counter()
     scores = _threads(
-        {FEATURE: lambda: scoring.score_feature_holder(net.channel(FEATURE), LABEL, b, xb)},
-        lambda: scoring.score_label_holder(net.channel(LABEL), (FEATURE,), a, xa),
+        {FEATURE: lambda: scoring.score_feature_holder(net.channel(FEATURE), LABEL, b.weights, xb)},
+        lambda: scoring.score_label_holder(net.channel(LABEL), (FEATURE,), a.weights, xa),
     )
     seconds = time.perf_counter() - start
     weights = np.concatenate([a.weights[:-1], b.weights])

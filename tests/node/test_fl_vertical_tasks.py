@@ -24,6 +24,7 @@ the library on these rows: sigmoid 8 epochs 0.959 with schedule seeds 0 and 3, T
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from auditor.replay import task_history
 from ledger.clients.algorithms import AlgorithmKind
 from ledger.clients.datasets import DatasetVersion
 from ledger.clients.tasks import Reason, TaskState
@@ -59,7 +61,7 @@ A_FEATURES = [f"a{j:02d}" for j in range(SPLIT)]
 B_FEATURES = [f"b{j:02d}" for j in range(SPLIT, 30)]
 
 
-def _params(**extra: Any) -> dict[str, Any]:
+def vertical_params(**extra: Any) -> dict[str, Any]:
     return {
         "identifier_kind": "text",
         "requester_column": "customer",
@@ -70,7 +72,7 @@ def _params(**extra: Any) -> dict[str, Any]:
         "epochs": EPOCHS,
         "batch_size": 32,
         "learning_rate": 0.3,
-        "l2": 1.0 / len(_sides().shared),  # sklearn's C = 1 in the mean-loss form
+        "l2": 1.0 / len(training_sides().shared),  # sklearn's C = 1 in the mean-loss form
         "residual": "sigmoid",
         "key_bits": KEY_BITS,
         "seed": 0,
@@ -96,7 +98,7 @@ class Sides:
         return sorted(set(self.a_rows) & set(self.b_rows))
 
 
-def _sides() -> Sides:
+def training_sides() -> Sides:
     n = len(breast_cancer().y_train)
     return Sides(
         a_rows=[i for i in range(n) if i % 37 != 5],  # bank-a lacks ~11 rows bank-b has
@@ -112,7 +114,12 @@ def _cells(values: Array) -> list[str]:
     return [decimal_text(int(v), SCALE) for v in np.rint(values * 10**SCALE).tolist()]
 
 
-def _write_a(path: Path, sides: Sides) -> None:
+def write_scoring_rows(path: Path, ids: list[str], names: list[str], x: Array) -> None:
+    """Rows to score: an id column ``customer`` and the features ``names`` (decimals)."""
+    _csv(path, ["customer", *names], [[i, *_cells(row)] for i, row in zip(ids, x, strict=True)])
+
+
+def write_label_holder(path: Path, sides: Sides) -> None:
     split = breast_cancer()
     rows = [
         [f"Cust-{i:05d}", str(int(split.y_train[i])), *_cells(split.x_train[i, :SPLIT])]
@@ -127,7 +134,7 @@ def _write_a(path: Path, sides: Sides) -> None:
     _csv(path, ["customer", "label", *A_FEATURES], rows)
 
 
-def _write_b(path: Path, sides: Sides) -> None:
+def write_feature_holder(path: Path, sides: Sides) -> None:
     split = breast_cancer()
     rows = [[f"cust-{i:05d}", *_cells(split.x_train[i, SPLIT:])] for i in sides.b_rows]
     rows += [[f"OnlyB-{j:03d}", *_cells(split.x_test[j, SPLIT:])] for j in range(13)]
@@ -156,7 +163,9 @@ def _add(net: Network, name: str, sides: Sides) -> dict[str, Any]:
     base = net.tmp / name
     base.mkdir(parents=True, exist_ok=True)
     path = base / "customers.csv"
-    {"bank-a": _write_a, "bank-b": _write_b, "regulator": _write_r}[name](path, sides)
+    {"bank-a": write_label_holder, "bank-b": write_feature_holder, "regulator": _write_r}[name](
+        path, sides
+    )
     data = import_csv(path, identifier_columns=["customer"])
     dataset_name = name_id("dataset", "customers")
     dataset_id = dataset_id_for(org.org_id, dataset_name)
@@ -213,7 +222,7 @@ def net(consortium: Consortium, tmp_path: Path) -> tuple[Network, dict[str, dict
     )
     orgs["bank-b"].clients.algorithms.approve(digest)
     network = Network(consortium, tmp_path, Mesh())
-    sides = _sides()
+    sides = training_sides()
     slots = {name: _add(network, name, sides) for name in ("bank-a", "bank-b")}
     return network, slots
 
@@ -227,11 +236,25 @@ def _create(
     return bytes.fromhex(created["taskId"][2:])
 
 
+def _kept_share(network: Network, name: str, task_id: bytes) -> dict[str, Any]:
+    """What a feature holder's node keeps of a training task: its own share only (no
+    result commitment salt: it commits to nothing of its own)."""
+    record = network.nodes[name].state.get(task_id)
+    assert record is not None and record.result_json is not None
+    kept = json.loads(record.result_json)
+    assert set(kept) == {"share"}
+    share: dict[str, Any] = kept["share"]
+    return share
+
+
 def test_params_round_trip_and_name_bad_fields() -> None:
-    parsed = fl_vertical.VerticalParams.from_json(_params())
+    parsed = fl_vertical.VerticalParams.from_json(vertical_params())
     assert fl_vertical.VerticalParams.from_json(parsed.to_json()) == parsed
-    assert fl_vertical.VerticalParams.from_json({**_params(), "key_bits": 2048}).key_bits == 2048
-    defaults = {k: v for k, v in _params().items() if k not in ("key_bits", "epochs")}
+    assert (
+        fl_vertical.VerticalParams.from_json({**vertical_params(), "key_bits": 2048}).key_bits
+        == 2048
+    )
+    defaults = {k: v for k, v in vertical_params().items() if k not in ("key_bits", "epochs")}
     assert fl_vertical.VerticalParams.from_json(defaults).key_bits == 2048
     bad = {
         "key_bits": 512,
@@ -245,34 +268,27 @@ def test_params_round_trip_and_name_bad_fields() -> None:
     }
     for name, value in bad.items():
         with pytest.raises(fl_vertical.InvalidParams) as refused:
-            fl_vertical.VerticalParams.from_json({**_params(), name: value})
+            fl_vertical.VerticalParams.from_json({**vertical_params(), name: value})
         assert refused.value.field == name, (name, refused.value)
     with pytest.raises(fl_vertical.InvalidParams):
-        fl_vertical.VerticalParams.from_json({**_params(), "requester_features": ["label"]})
+        fl_vertical.VerticalParams.from_json({**vertical_params(), "requester_features": ["label"]})
     with pytest.raises(fl_vertical.InvalidParams):
         parsed.check_responder_count(2)
 
 
 def test_vertical_task_completes_aligned_and_as_accurate_as_sklearn(
-    net: tuple[Network, dict[str, dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+    net: tuple[Network, dict[str, dict[str, Any]]],
 ) -> None:
     network, slots = net
-    # The runner keeps nothing of a responder's; capture bank-b's share to score with.
-    shares: dict[str, vertical.VerticalShare] = {}
-
-    def keeping_responder(channel: Any, *args: Any, **kwargs: Any) -> None:
-        shares[channel.me] = fl_vertical.train_feature_holder(channel, *args, **kwargs)
-
-    monkeypatch.setattr(fl_vertical, "run_responder", keeping_responder)
-    task_id = _create(network, slots, "vfl-1", _params())
+    task_id = _create(network, slots, "vfl-1", vertical_params())
     assert network.drive(task_id) == TaskState.COMPLETED
     result = network.creator.task_result(hex32(task_id))["result"]
-    responder = network.nodes["bank-b"].state.get(task_id)
-    assert responder is not None and responder.result_json is None
+    # The feature holder's node keeps its own share (for scoring), committed by nobody.
+    b_share = _kept_share(network, "bank-b", task_id)
 
     # Alignment: exactly the plaintext intersection of the normalised ids.
     split = breast_cancer()
-    sides = _sides()
+    sides = training_sides()
     ids_a = {normalise("text", f"Cust-{i:05d}") for i in sides.a_rows}
     ids_a |= {normalise("text", f"OnlyA-{j:03d}") for j in range(9)}
     ids_b = {normalise("text", f"cust-{i:05d}") for i in sides.b_rows}
@@ -287,7 +303,9 @@ def test_vertical_task_completes_aligned_and_as_accurate_as_sklearn(
     b_node = network.nodes["bank-b"].runner.address
     wa = np.array(result["weights"], dtype=np.float64)
     c = float(result["intercept"])
-    wb = shares[b_node].weights
+    wb = np.array(b_share["weights"], dtype=np.float64)
+    assert b_share["party"] == b_node
+    assert b_share["share_digest"] == vertical.share_digest(b_node, wb).hex()
     x_test = quantised(split.x_test)
     logits = x_test[:, :SPLIT] @ wa + c + x_test[:, SPLIT:] @ wb
     acc = accuracy(logits, split.y_test)
@@ -304,7 +322,20 @@ def test_vertical_task_completes_aligned_and_as_accurate_as_sklearn(
         vertical.share_digest(a_node, np.array([*wa, c], dtype=np.float64)).hex()
     )
     assert result["chain_head"] == result["epochs"][-1]["chain_digest"]
-    assert shares[b_node].epoch_digests[-1].hex() != result["chain_head"]
+    assert b_share["epochs"][-1]["chain_digest"] != result["chain_head"]
+
+    # Every party anchored its own chain, one link per epoch, as its kept share says.
+    anchored: dict[str, list[tuple[int, str]]] = {}
+    history = task_history(network.consortium.chain, network.consortium.deployment, task_id)
+    for event in history.task_events:
+        if event.name == "CheckpointAnchored":
+            anchored.setdefault(str(event.args["node"]).lower(), []).append(
+                (int(event.args["round"]), bytes(event.args["checkpointDigest"]).hex())
+            )
+    assert anchored == {
+        a_node.lower(): [(e["epoch"], e["chain_digest"]) for e in result["epochs"]],
+        b_node.lower(): [(e["epoch"], e["chain_digest"]) for e in b_share["epochs"]],
+    }
 
     # The feature holder never received a plaintext label (in any common encoding,
     # whole or per mini-batch in the agreed order).
@@ -318,7 +349,7 @@ def test_vertical_task_completes_aligned_and_as_accurate_as_sklearn(
     }
     blob = b"\x00".join(p for _, p in received)
     order = fl_vertical.aligned_order(
-        fl_vertical.VerticalParams.from_json(_params()),
+        fl_vertical.VerticalParams.from_json(vertical_params()),
         task_id,
         [normalise("text", f"Cust-{i:05d}") for i in shared],
     )
@@ -333,7 +364,7 @@ def test_vertical_task_completes_aligned_and_as_accurate_as_sklearn(
         ",".join(str(int(v)) for v in y).encode(),
     ]
     plan = fl_vertical.plan_for(
-        fl_vertical.VerticalParams.from_json(_params()), a_node, [b_node], len(y), task_id
+        fl_vertical.VerticalParams.from_json(vertical_params()), a_node, [b_node], len(y), task_id
     )
     for epoch in vertical.batches(plan):
         for idx in epoch:
@@ -348,7 +379,9 @@ def test_alignment_below_the_minimum_group_size_fails_the_task(
     net: tuple[Network, dict[str, dict[str, Any]]],
 ) -> None:
     network, slots = net
-    task_id = _create(network, slots, "vfl-2", _params(min_group_size=len(_sides().shared) + 1))
+    task_id = _create(
+        network, slots, "vfl-2", vertical_params(min_group_size=len(training_sides().shared) + 1)
+    )
     assert network.drive(task_id) == TaskState.FAILED
     reason, _ = network.failure(task_id)
     assert reason == Reason.GROUP_TOO_SMALL
@@ -360,7 +393,7 @@ def test_a_feature_holder_whose_dataset_lacks_a_column_stops_the_task_at_once(
     """bank-b refuses in its readiness message, before PSI: the label holder fails with
     the same reason instead of waiting for a timeout."""
     network, slots = net
-    params = _params(responder_features=[[*B_FEATURES[:-1], "no-such-column"]])
+    params = vertical_params(responder_features=[[*B_FEATURES[:-1], "no-such-column"]])
     task_id = _create(network, slots, "vfl-3", params)
     assert network.drive(task_id) == TaskState.FAILED
     reason, _ = network.failure(task_id)
@@ -373,20 +406,14 @@ def test_a_feature_holder_whose_dataset_lacks_a_column_stops_the_task_at_once(
 
 
 def test_two_feature_holders_align_on_the_joint_intersection(
-    net: tuple[Network, dict[str, dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+    net: tuple[Network, dict[str, dict[str, Any]]],
 ) -> None:
     """k = 2: PSI's chain gives the label holder X ∩ Y1 ∩ Y2; each feature holder trains
     the columns the parameters name for its seat (bank-b 10-19 of its 20, the regulator
     20-29). One epoch of Taylor steps: this checks the seats and the alignment only."""
     network, slots = net
-    regulator = _add(network, "regulator", _sides())
-    shares: dict[str, vertical.VerticalShare] = {}
-
-    def keeping_responder(channel: Any, *args: Any, **kwargs: Any) -> None:
-        shares[channel.me] = fl_vertical.train_feature_holder(channel, *args, **kwargs)
-
-    monkeypatch.setattr(fl_vertical, "run_responder", keeping_responder)
-    params = _params(
+    regulator = _add(network, "regulator", training_sides())
+    params = vertical_params(
         responder_features=[B_FEATURES[:10], B_FEATURES[10:]],
         epochs=1,
         residual="taylor",
@@ -398,19 +425,23 @@ def test_two_feature_holders_align_on_the_joint_intersection(
     task_id = bytes.fromhex(created["taskId"][2:])
     assert network.drive(task_id) == TaskState.COMPLETED
     result = network.creator.task_result(created["taskId"])["result"]
-    joint = [i for i in _sides().shared if i % 43 != R_ROWS_LACKING]
+    joint = [i for i in training_sides().shared if i % 43 != R_ROWS_LACKING]
     assert result["aligned_rows"] == len(joint)
     assert [h["features"] for h in result["feature_holders"]] == [B_FEATURES[:10], B_FEATURES[10:]]
     b_node = network.nodes["bank-b"].runner.address
     r_node = network.nodes["regulator"].runner.address
-    assert shares[b_node].weights.shape == (10,) and shares[r_node].weights.shape == (10,)
+    shares = {
+        node: np.array(_kept_share(network, name, task_id)["weights"])
+        for name, node in (("bank-b", b_node), ("regulator", r_node))
+    }
+    assert shares[b_node].shape == (10,) and shares[r_node].shape == (10,)
     split = breast_cancer()
     x_test = quantised(split.x_test)
     wa = np.array(result["weights"], dtype=np.float64)
     logits = (
         x_test[:, :SPLIT] @ wa
         + float(result["intercept"])
-        + x_test[:, SPLIT:20] @ shares[b_node].weights
-        + x_test[:, 20:] @ shares[r_node].weights
+        + x_test[:, SPLIT:20] @ shares[b_node]
+        + x_test[:, 20:] @ shares[r_node]
     )
     assert accuracy(logits, split.y_test) > 0.9  # trained, on rows that line up

@@ -217,7 +217,8 @@ def test_algorithm_rows_follow_the_vote(consortium: Consortium) -> None:
     with pytest.raises(
         InvalidInput,
         match=r"no algorithm named 'nope' "
-        r"\(known: fl-horizontal, psi, psi-rr22, secure-stats, tee-join\)",
+        r"\(known: fl-horizontal, fl-score, fl-vertical, psi, psi-rr22, secure-stats, "
+        r"tee-join\)",
     ):
         resolve_algorithm(bank_a, first, "nope")
 
@@ -353,7 +354,15 @@ def test_a_new_consortium_from_the_cli_alone(
     code, stdout, err = run(capsys, "algorithm", "list", *source)
     assert code == 0, err
     rows = {r["name"]: r for r in json.loads(stdout)}
-    assert sorted(rows) == ["fl-horizontal", "psi", "psi-rr22", "secure-stats", "tee-join"]
+    assert sorted(rows) == [
+        "fl-horizontal",
+        "fl-score",
+        "fl-vertical",
+        "psi",
+        "psi-rr22",
+        "secure-stats",
+        "tee-join",
+    ]
     for other in ("psi", "psi-rr22"):
         assert rows[other]["status"] == "NONE" and rows[other]["runnableHere"] is True
     assert rows["secure-stats"] == {
@@ -466,6 +475,8 @@ def test_dev_up_runs_a_registered_funded_consortium_until_interrupted(
         code, stdout, err = run(capsys, "algorithm", "list", *source)
         assert sorted((r["name"], r["status"]) for r in json.loads(stdout)) == [
             ("fl-horizontal", "APPROVED"),
+            ("fl-score", "APPROVED"),
+            ("fl-vertical", "APPROVED"),
             ("psi", "APPROVED"),
             ("psi-rr22", "APPROVED"),
             ("secure-stats", "APPROVED"),

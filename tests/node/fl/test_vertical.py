@@ -224,8 +224,8 @@ def test_scoring_equals_plaintext_scoring_and_only_the_label_holder_learns_it(
     split = breast_cancer()
     xa, xb = split.x_test[:, :SPLIT_COLUMN], split.x_test[:, SPLIT_COLUMN:]
     net = InMemoryNetwork([A, B])
-    scoring.score_feature_holder(net.channel(B), A, trained.shares[B], xb)
-    scores = scoring.score_label_holder(net.channel(A), (B,), trained.shares[A], xa)
+    scoring.score_feature_holder(net.channel(B), A, trained.shares[B].weights, xb)
+    scores = scoring.score_label_holder(net.channel(A), (B,), trained.shares[A].weights, xa)
     wa, wb = trained.shares[A].weights, trained.shares[B].weights
     expected = sigmoid(xa @ wa[:-1] + wa[-1] + xb @ wb)
     np.testing.assert_array_equal(scores, expected)
