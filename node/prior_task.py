@@ -26,20 +26,34 @@ class PriorTask:
     task_id: bytes
     algorithm: str | None  # the approved algorithm's name, if this node runs it
     state: str  # the chain's TaskState name
+    params_digest: bytes  # what the on-chain paramsDigest commits to
     participants: tuple[str, ...]  # nodes, in seat order
+    with_data: tuple[bool, ...]  # per seat: brings a dataset (False: a data-less aggregator)
     record: Mapping[str, Any] | None  # this node's stored result or kept share
-    anchored: tuple[tuple[int, bytes], ...]  # this node's checkpoints: (round, digest)
+    params: Mapping[str, Any] | None  # this node's stored parameters envelope, if it has one
+    # Every participant's checkpoints, by lower-case address: (round, digest) in order.
+    anchored: Mapping[str, tuple[tuple[int, bytes], ...]]
+
+    def anchors_of(self, node: str) -> tuple[tuple[int, bytes], ...]:
+        return self.anchored.get(node.lower(), ())
+
+    def seats(self, with_data: bool) -> list[str]:
+        """The participants that bring a dataset (True) or none (False), in seat order."""
+        return [
+            p
+            for p, data in zip(self.participants, self.with_data, strict=True)
+            if data == with_data
+        ]
 
 
 def gather(
     tasks: TaskRegistryClient,
     state: TaskStateStore,
     algorithms: Mapping[bytes, ModuleType],
-    node: str,
     task_id: bytes,
     from_block: int = 0,
 ) -> PriorTask | None:
-    """The task's facts for ``node``; None when the chain has no such task."""
+    """The task's facts; None when the chain has no such task."""
     try:
         info = tasks.info(task_id)
         participants = tasks.participants(task_id)
@@ -50,11 +64,18 @@ def gather(
     module = algorithms.get(info.algorithm_digest)
     held = state.get(task_id)
     record = None if held is None or held.result_json is None else json.loads(held.result_json)
+    params = None if held is None else held.params
     return PriorTask(
         task_id=task_id,
         algorithm=None if module is None else str(module.NAME),
         state=info.state.name,
+        params_digest=info.params_digest,
         participants=tuple(p.node for p in participants),
+        with_data=tuple(p.dataset_id != bytes(32) for p in participants),
         record=record,
-        anchored=tuple(tasks.checkpoints(task_id, node, from_block)),
+        params=params if isinstance(params, Mapping) else None,
+        anchored={
+            p.node.lower(): tuple(tasks.checkpoints(task_id, p.node, from_block))
+            for p in participants
+        },
     )

@@ -765,12 +765,7 @@ class TaskRunner:
 
         def training(earlier: bytes) -> PriorTask | None:
             return gather_prior_task(
-                self.clients.tasks,
-                self.state,
-                self.algorithms,
-                self.address,
-                earlier,
-                self.first_block,
+                self.clients.tasks, self.state, self.algorithms, earlier, self.first_block
             )
 
         return {"training": training}

@@ -2,28 +2,30 @@
 its training task anchored.
 
 Each party of an ``fl-score`` task anchors two checkpoints under its own seat
-(``node/algorithms/fl_score.py``): round 0 = the link its model share extends in its
-own training chain, round 1 = the digest of the share it scored with. Its training
-chain (``fl-vertical``, ``auditor/verify/checkpoints.py``) links epoch e as
-``chain_digest(link_{e-1}, share digest after epoch e, e)``, so the share scored with
-is the trained one exactly when ``chain_digest(round 0, round 1, E - 1)`` is the last
-link the party anchored in the training task (E links), and round 0 is its link E - 2
-(when E >= 2; for one epoch it is the genesis, which only the disclosed training
-result shows). All of that is on chain; only *which* task trained the model is not:
-the scoring task's parameters name it, so the rules past the first need them.
+(``node/algorithms/fl_score.py``): round 0 = the training link its model extends,
+round 1 = the digest of the model (or model share) it scored with. Training chains link
+round (or epoch) r as ``chain_digest(link_{r-1}, model digest after r, r)``: for a
+vertical model (``fl-vertical``) each party's own chain, for a horizontal one
+(``fl-horizontal``) the aggregator's, which both scoring parties extend. So the model
+scored with is the trained one exactly when ``chain_digest(round 0, round 1, R - 1)`` is
+the last link of that chain (R links), and round 0 is link R - 2 when R >= 2 (the
+genesis, for one round, is bound by the hash alone). All of that is on chain; only
+*which* task trained the model is not: the scoring task's parameters name it, so the
+rules past the first need them.
 
 Rules, one per function, each returning None or a sentence naming the party:
 
 * `numbering_problem` (chain alone): once the task completed, every participant
-  anchored exactly rounds 0 and 1, nobody else anchored anything;
-* `training_problem` (with the parameters): the training task is an ``fl-vertical``
-  task that completed before this task was created, with the same participants in the
-  same seats;
-* `extends_problem` (with the parameters): every party's two anchors extend its own
-  training chain to the last link it anchored there;
-* `disclosed_problem` (with the creator's disclosed result): the result names the
-  training task of the parameters and, per party in seat order, the share digest that
-  party anchored (the commitment itself is opened by `results` and `params`).
+  anchored exactly rounds 0 and 1; nobody else anchored anything;
+* `training_problem` (with the parameters): the training task is an ``fl-vertical`` or
+  ``fl-horizontal`` task that completed before this task was created; vertical: with
+  the same participants in the same seats; horizontal: seat 0 is its aggregator and
+  seat 1 one of its providers;
+* `extends_problem` (with the parameters): every party's two anchors extend the
+  training chain it scored from to that chain's last link;
+* `disclosed_problem` (with the creator's disclosed result, which must open its result
+  commitment): the result names the parameters' training task and, per party in seat
+  order, the digest that party anchored.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from typing import Any
 
 from auditor.verify.check import Check, Malformed, digest32, guarded
 from auditor.verify.checkpoints import ResultDisclosure, result_commitment
-from auditor.verify.history import TaskHistory, algorithm_name, hex_
+from auditor.verify.history import ZERO, TaskHistory, algorithm_name, hex_
 from ledger.task_params import ParamsEnvelope
-from node.algorithms import fl_score, fl_vertical
+from node.algorithms import fl_horizontal, fl_score, fl_vertical
 from node.fl.horizontal import chain_digest
 
 NAME = "scoring_model"
@@ -83,45 +85,66 @@ def numbering_problem(
 def training_problem(
     training: TaskHistory, participants: Sequence[str], created_at: tuple[int, int]
 ) -> str | None:
+    task = hex_(training.task_id)
     if training.created() is None:
-        return f"the training task {hex_(training.task_id)} is not on chain"
+        return f"the training task {task} is not on chain"
     name = algorithm_name(training)
-    if name != fl_vertical.NAME:
-        return f"the training task {hex_(training.task_id)} runs {name}, not {fl_vertical.NAME}"
+    if name not in fl_score.TRAINING_ALGORITHMS:
+        return (
+            f"the training task {task} runs {name}, not {' or '.join(fl_score.TRAINING_ALGORITHMS)}"
+        )
     completed = [e for e in training.task_events if e.name == "TaskCompleted"]
     if not completed or completed[0].position > created_at:
-        return (
-            f"the training task {hex_(training.task_id)} had not completed when this one "
-            "was created"
-        )
-    theirs = [node.lower() for node, *_ in training.participants()]
-    if theirs != [p.lower() for p in participants]:
+        return f"the training task {task} had not completed when this one was created"
+    seats = training.participants()
+    theirs = [node.lower() for node, *_ in seats]
+    ours = [p.lower() for p in participants]
+    if name == fl_vertical.NAME and theirs != ours:
         return "the training task's participants and seats are not this task's"
+    if name == fl_horizontal.NAME:
+        aggregators = [node.lower() for node, dataset, *_ in seats if dataset == ZERO]
+        providers = [node.lower() for node, dataset, *_ in seats if dataset != ZERO]
+        if len(ours) != 2 or aggregators != ours[:1] or ours[1] not in providers:
+            return (
+                "seat 0 is not the horizontal training's aggregator, or seat 1 not one of "
+                "its providers"
+            )
     return None
+
+
+def chains_scored_from(training: TaskHistory, participants: Sequence[str]) -> dict[str, str]:
+    """Per scoring party, whose training chain its model extends: its own (vertical)
+    or the aggregator's (horizontal)."""
+    if algorithm_name(training) == fl_horizontal.NAME:
+        aggregator = [node for node, dataset, *_ in training.participants() if dataset == ZERO]
+        return {p.lower(): aggregator[0].lower() for p in participants}
+    return {p.lower(): p.lower() for p in participants}
 
 
 def extends_problem(
     participants: Sequence[str],
     scored: Mapping[str, Sequence[tuple[int, bytes]]],
     trained: Mapping[str, Sequence[tuple[int, bytes]]],
+    chain_of: Mapping[str, str],
 ) -> str | None:
     for party in (p.lower() for p in participants):
-        mine, links = list(scored.get(party, ())), [d for _, d in trained.get(party, ())]
+        mine = list(scored.get(party, ()))
+        links = [d for _, d in trained.get(chain_of[party], ())]
         if len(mine) != 2:
             continue  # a task that stopped early: numbering judged it
         if not links:
-            return f"{party} anchored no training link, so its model is not the trained one"
-        extends, share = mine[0][1], mine[1][1]
+            return f"{party}'s model extends no anchored training link ({chain_of[party]})"
+        extends, model = mine[0][1], mine[1][1]
         last = len(links) - 1
-        if chain_digest(extends, share, last) != links[-1]:
+        if chain_digest(extends, model, last) != links[-1]:
             return (
-                f"{party}'s scored share {hex_(share)} extending {hex_(extends)} is not its "
-                f"last training link {hex_(links[-1])} (epoch {last})"
+                f"{party}'s scored model {hex_(model)} extending {hex_(extends)} is not the "
+                f"last training link {hex_(links[-1])} (round {last}) of {chain_of[party]}"
             )
         if last >= 1 and extends != links[-2]:
             return (
-                f"{party}'s anchored link {hex_(extends)} is not its training link of "
-                f"epoch {last - 1}"
+                f"{party}'s anchored link {hex_(extends)} is not the training link of "
+                f"round {last - 1} of {chain_of[party]}"
             )
     return None
 
@@ -144,8 +167,8 @@ def disclosed_problem(
         anchored = scored.get(party.lower(), ())
         if not isinstance(entry, Mapping) or str(entry.get("party", "")).lower() != party.lower():
             return f"the result's model entry {seat} is not {party}'s"
-        if len(anchored) != 2 or entry.get("share_digest") != anchored[1][1].hex():
-            return f"the result's share digest of {party} is not the one it anchored"
+        if len(anchored) != 2 or entry.get("digest") != anchored[1][1].hex():
+            return f"the result's model digest of {party} is not the one it anchored"
     return None
 
 
@@ -193,7 +216,9 @@ def check_scoring_model(
     if problem:
         return fail(problem)
     ran.append("training task")
-    problem = extends_problem(participants, scored, anchors(training))
+    problem = extends_problem(
+        participants, scored, anchors(training), chains_scored_from(training, participants)
+    )
     if problem:
         return fail(problem)
     ran.append("models extend the training chains")
@@ -211,7 +236,7 @@ def check_scoring_model(
     return Check(
         NAME,
         True,
-        f"every party scored with the share its training task {hex_(training_task)} anchored; "
+        f"every party scored with the model its training task {hex_(training_task)} anchored; "
         f"passed: {', '.join(ran)}",
         evidence,
     )

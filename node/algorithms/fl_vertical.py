@@ -658,7 +658,8 @@ def _check_refusal(message: Mapping[str, Any], peer: str, step: str) -> None:
         raise VerticalTaskError(reason, f"{peer} stopped the task ({step})", from_peer=True)
 
 
-def _receive_ok(channel: Channel, peer: str, step: str, timeout: float) -> dict[str, Any]:
+def receive_message(channel: Channel, peer: str, step: str, timeout: float) -> dict[str, Any]:
+    """A JSON object from ``peer``; a refusal in its place raises the peer's reason."""
     message = _message(channel.receive(peer, step, timeout), step)
     _check_refusal(message, peer, step)
     return message
@@ -688,7 +689,7 @@ def lead_readiness(
     refusal: VerticalTaskError | None = None
     for r in responders:
         try:
-            _receive_ok(channel, r, STEP_READY, timeout)
+            receive_message(channel, r, STEP_READY, timeout)
         except VerticalTaskError as exc:
             refusal = refusal or exc
     if refusal is not None:
@@ -712,7 +713,7 @@ def follow_readiness(
             raise VerticalTaskError("PROTOCOL_ERROR", str(exc)) from None
         raise
     channel.send(requester, STEP_READY, _encode({"ok": True}))
-    _receive_ok(channel, requester, STEP_GO, timeout)
+    receive_message(channel, requester, STEP_GO, timeout)
     return mine
 
 
@@ -764,7 +765,7 @@ def lead_alignment(
         for i, chunk in enumerate(chunks):
             channel.send(r, f"{STEP_ALIGN}/{i}", chunk)
     for r in responders:
-        answer = _receive_ok(channel, r, STEP_ALIGNED, timeout)
+        answer = receive_message(channel, r, STEP_ALIGNED, timeout)
         if answer != {"rows": n}:
             raise VerticalTaskError("PROTOCOL_ERROR", f"{r} aligned another number of rows")
     return order, found
@@ -972,7 +973,7 @@ def _receive_alignment(
     """Our rows in the agreed order, from the label holder's digests; refuses an
     alignment below the minimum group size, an unknown or a repeated digest."""
     step = f"{STEP_ALIGN}/head"
-    head = _receive_ok(channel, requester, step, timeout)
+    head = receive_message(channel, requester, step, timeout)
     n, count = head.get("rows"), head.get("chunks")
     if (
         set(head) != {"rows", "chunks"}
@@ -1037,6 +1038,7 @@ __all__ = [
     "lead_readiness",
     "min_group_size",
     "plan_for",
+    "receive_message",
     "run_requester",
     "run_responder",
     "train_feature_holder",

@@ -27,8 +27,10 @@ __all__ = [
     "CHUNK_ROWS",
     "STEP_PARTIAL",
     "partial_logits",
+    "receive_logits",
     "score_feature_holder",
     "score_label_holder",
+    "send_logits",
 ]
 
 STEP_PARTIAL: Final = "vfl-score/partial"
@@ -47,15 +49,36 @@ def _chunks(rows: int) -> range:
     return range(0, max(rows, 1), CHUNK_ROWS)
 
 
+def send_logits(channel: Channel, peer: str, logits: FloatArray) -> None:
+    """Logits of the aligned rows, in order, as big-endian float64 in chunks of
+    :data:`CHUNK_ROWS` rows (steps ``vfl-score/partial/<i>``)."""
+    wire = np.asarray(logits, dtype=">f8")
+    for i, start in enumerate(_chunks(len(wire))):
+        channel.send(peer, f"{STEP_PARTIAL}/{i}", wire[start : start + CHUNK_ROWS].tobytes())
+
+
+def receive_logits(channel: Channel, peer: str, rows: int, timeout: float) -> FloatArray:
+    """What :func:`send_logits` sent: exactly ``rows`` finite values."""
+    out = np.empty(rows, dtype=np.float64)
+    for i, start in enumerate(_chunks(rows)):
+        step = f"{STEP_PARTIAL}/{i}"
+        count = len(out[start : start + CHUNK_ROWS])
+        payload = channel.receive(peer, step, timeout)
+        if len(payload) != 8 * count:
+            raise VerticalError(f"{step!r} from {peer}: {len(payload)} bytes for {count} rows")
+        part = np.frombuffer(payload, dtype=">f8")
+        if not np.all(np.isfinite(part)):
+            raise VerticalError(f"{step!r} from {peer}: non-finite logits")
+        out[start : start + count] = part
+    return out
+
+
 def score_feature_holder(
     channel: Channel, label_holder: str, weights: FloatArray, x: FloatArray
 ) -> None:
     """Send this party's partial logits of the aligned rows ``x`` (its share's
-    ``weights``) to the label holder, in chunks of :data:`CHUNK_ROWS` rows."""
-    logits = np.asarray(partial_logits(weights, x), dtype=">f8")
-    for i, start in enumerate(_chunks(len(logits))):
-        chunk = logits[start : start + CHUNK_ROWS]
-        channel.send(label_holder, f"{STEP_PARTIAL}/{i}", chunk.tobytes())
+    ``weights``) to the label holder."""
+    send_logits(channel, label_holder, partial_logits(weights, x))
 
 
 def score_label_holder(
@@ -69,14 +92,5 @@ def score_label_holder(
     the intercept."""
     u = partial_logits(weights[:-1], x, float(weights[-1]))
     for peer in feature_holders:
-        for i, start in enumerate(_chunks(len(u))):
-            step = f"{STEP_PARTIAL}/{i}"
-            rows = len(u[start : start + CHUNK_ROWS])
-            payload = channel.receive(peer, step, timeout)
-            if len(payload) != 8 * rows:
-                raise VerticalError(f"{step!r} from {peer}: {len(payload)} bytes for {rows} rows")
-            part = np.frombuffer(payload, dtype=">f8").astype(np.float64)
-            if not np.all(np.isfinite(part)):
-                raise VerticalError(f"{step!r} from {peer}: non-finite partial logits")
-            u[start : start + rows] += part
+        u = u + receive_logits(channel, peer, len(u), timeout)
     return sigmoid(u)

@@ -38,6 +38,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -53,7 +54,7 @@ from node.fl import vertical
 from node.fl.models import model_digest
 from tests.e2e.cluster import Cluster, running_cluster
 from tests.node.fl.data import Array, accuracy, breast_cancer, horizontal_parts
-from tests.node.test_fl_tasks import SCALE, params_json, quantised, write_slice
+from tests.node.test_fl_tasks import FEATURES, SCALE, params_json, quantised, write_slice
 from tests.node.test_fl_vertical_tasks import (
     A_FEATURES,
     B_FEATURES,
@@ -105,6 +106,78 @@ def share_slices(cluster: Cluster) -> dict[str, tuple[Array, Array]]:
         cluster.providers.append(provider)
         data[provider["node"]] = (quantised(x) / float(10**SCALE), y)
     return data
+
+
+def upload_own(cluster: Cluster, path: Path, dataset: str) -> None:
+    """bank-a uploads its own dataset (classification 2) over REST."""
+    with cluster.nodes["bank-a"].api() as api, path.open("rb") as fh:
+        uploaded = api.post(
+            "/datasets",
+            data={"name": dataset, "classification": "2"},
+            files={"file": (path.name, fh, "text/csv")},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+
+
+def score_and_audit(
+    cluster: Cluster, training: str, dataset: str, provider: dict[str, Any], tmp: Path
+) -> dict[str, Any]:
+    """bank-a scores its own ``dataset``'s ids with the model of ``training`` and the
+    provider's rows (an ``fl-score`` task over REST); the regulator's audit, given the
+    transcripts and bank-a's disclosed answer, passes with ``scoring_model`` by all of
+    its rules, and fails once the disclosed result names another model digest. Bank-a's
+    result; the provider received nothing of the scores (a horizontal model's provider
+    receives the model)."""
+    with cluster.nodes["bank-a"].api() as api:
+        created = api.post(
+            "/tasks",
+            json={
+                "requestId": f"score-{training[2:10]}",
+                "algorithm": fl_score.NAME,
+                "params": {
+                    "training_task": training,
+                    "identifier_kind": "text",
+                    "requester_column": "customer",
+                    "responder_column": "customer",
+                },
+                "dataset": {"dataset": dataset},
+                "providers": [provider],
+                "validForSeconds": 900,
+            },
+        )
+        assert created.status_code == 201, created.text
+        task = str(created.json()["taskId"])
+    status = cluster.wait_terminal(task, timeout=300)
+    assert status["state"] == "COMPLETED", (status, cluster.logs())
+    with cluster.nodes["bank-a"].api() as api:
+        answered = api.get(f"/tasks/{task}/result")
+        assert answered.status_code == 200, answered.text
+        answer: dict[str, Any] = answered.json()
+    cluster.wait_settled(task)
+    transcripts = cluster.dump_transcripts(task, tmp / "transcripts")
+    steps = json.loads((transcripts / f"{provider['node']}.json").read_text())
+    received = {e["step"] for e in steps if e["kind"].startswith("received")}
+    assert {s for s in received if s.startswith("vfl-score/")} <= {fl_score.STEP_MODEL}, received
+    disclosed = tmp / "result.json"
+    disclosed.write_text(json.dumps(answer))
+    code, report = cluster.audit(
+        task, "--transcripts", str(transcripts), "--params", str(disclosed)
+    )
+    checks = {c["name"]: c for c in report["checks"]}
+    assert code == 0, [c for c in report["checks"] if c["status"] == "fail"]
+    assert "fl_round_chain" not in checks
+    assert checks["scoring_model"]["status"] == "pass", checks["scoring_model"]
+    assert checks["scoring_model"]["evidence"]["rulesPassed"] == SCORING_RULES
+    lied = copy.deepcopy(answer)
+    lied["result"]["model"][-1]["digest"] = "00" * 32
+    disclosed.write_text(json.dumps(lied))
+    code, report = cluster.audit(
+        task, "--transcripts", str(transcripts), "--params", str(disclosed)
+    )
+    failed = {c["name"]: c for c in report["checks"]}["scoring_model"]
+    assert code != 0 and failed["status"] == "fail", failed
+    result: dict[str, Any] = answer["result"]
+    return result
 
 
 def test_fedavg_between_processes_equals_the_replay_and_is_audited(
@@ -193,6 +266,25 @@ def test_fedavg_between_processes_equals_the_replay_and_is_audited(
         [bytes.fromhex(d) for d in anchored],
     )
     assert problem is not None and problem.startswith("round 1: the result's round digest"), problem
+
+    # Batch scoring with the global model: bank-a (the consumer) has the first provider
+    # score the held-out customers both know (ids in other case and order at bank-a).
+    held = list(range(len(split.y_test)))
+    ids = [f"Client-{j:04d}" for j in held]
+    wanted = cluster.tmp / "bank-a-wanted.csv"
+    wanted.write_text("customer\n" + "".join(f"{i.upper()}\n" for i in ids[5:][::-1]))
+    upload_own(cluster, wanted, "fl-wanted")
+    name = cluster.provider_names[0]
+    rows_path = cluster.tmp / f"{name}-fl-score-rows.csv"
+    write_scoring_rows(rows_path, ids[:-7], FEATURES, split.x_test[:-7])
+    provider = cluster.share(name, rows_path, "fl-score-rows", "fl-scoring")
+    scores = score_and_audit(cluster, task, "fl-wanted", provider, tmp_path / "scoring")
+    by_id = {normalise("text", ids[j]): j for j in held[5:-7]}
+    assert sorted(scores["identifiers"]) == sorted(by_id)
+    rows = [by_id[i] for i in scores["identifiers"]]
+    logits = params.network().logits(weights, x_test[rows])
+    np.testing.assert_allclose(scores["scores"], 1.0 / (1.0 + np.exp(-logits)), rtol=0, atol=1e-12)
+    assert [m["digest"] for m in scores["model"]] == [result["model_digest"]] * 2
 
 
 # ------------------------------------------------------------------ vertical (fl-vertical)
@@ -399,13 +491,7 @@ def test_vertical_lr_between_processes_is_accurate_and_audited(
     write_scoring_rows(
         a_score_path, [scored_ids[j] for j in a_rows], A_FEATURES, split.x_test[a_rows, :SPLIT]
     )
-    with cluster.nodes["bank-a"].api() as api, a_score_path.open("rb") as fh:
-        uploaded = api.post(
-            "/datasets",
-            data={"name": "vfl-score-rows", "classification": "2"},
-            files={"file": (a_score_path.name, fh, "text/csv")},
-        )
-        assert uploaded.status_code == 201, uploaded.text
+    upload_own(cluster, a_score_path, "vfl-score-rows")
     b_score_path = cluster.tmp / f"{holder}-vfl-score.csv"
     write_scoring_rows(
         b_score_path,
@@ -414,33 +500,9 @@ def test_vertical_lr_between_processes_is_accurate_and_audited(
         split.x_test[b_rows, SPLIT:],
     )
     scoring_provider = cluster.share(holder, b_score_path, "vfl-score-rows", "vfl-scoring")
-    score_params = {
-        "training_task": task,
-        "identifier_kind": "text",
-        "requester_column": "customer",
-        "responder_column": "customer",
-    }
-    with cluster.nodes["bank-a"].api() as api:
-        created = api.post(
-            "/tasks",
-            json={
-                "requestId": "vfl-score-e2e",
-                "algorithm": fl_score.NAME,
-                "params": score_params,
-                "dataset": {"dataset": "vfl-score-rows"},
-                "providers": [scoring_provider],
-                "validForSeconds": 900,
-            },
-        )
-        assert created.status_code == 201, created.text
-        score_task = str(created.json()["taskId"])
-    status = cluster.wait_terminal(score_task, timeout=300)
-    assert status["state"] == "COMPLETED", (status, cluster.logs())
-    with cluster.nodes["bank-a"].api() as api:
-        answered = api.get(f"/tasks/{score_task}/result")
-        assert answered.status_code == 200, answered.text
-        score_answer = answered.json()
-    scores = score_answer["result"]
+    scores = score_and_audit(
+        cluster, task, "vfl-score-rows", scoring_provider, tmp_path / "vertical-scoring"
+    )
     both = sorted(set(a_rows) & set(b_rows))
     by_id = {normalise("text", scored_ids[j]): j for j in both}
     assert sorted(scores["identifiers"]) == sorted(by_id)
@@ -450,37 +512,9 @@ def test_vertical_lr_between_processes_is_accurate_and_audited(
     )
     np.testing.assert_allclose(scores["scores"], plain, rtol=0, atol=1e-12)
     assert scores["model"] == [
-        {"party": a_node, "share_digest": result["share_digest"]},
-        {"party": b_node, "share_digest": b_share["share_digest"]},
+        {"party": a_node, "digest": result["share_digest"]},
+        {"party": b_node, "digest": b_share["share_digest"]},
     ]
-    cluster.wait_settled(score_task)
-    score_transcripts = cluster.dump_transcripts(score_task, tmp_path / "score-transcripts")
-    b_steps = json.loads((score_transcripts / f"{b_node}.json").read_text())
-    assert not [
-        e
-        for e in b_steps
-        if e["kind"].startswith("received") and e["step"].startswith("vfl-score/")
-    ]
-    score_disclosed = tmp_path / "score-result.json"
-    score_disclosed.write_text(json.dumps(score_answer))
-    code, report = cluster.audit(
-        score_task, "--transcripts", str(score_transcripts), "--params", str(score_disclosed)
-    )
-    checks = {c["name"]: c for c in report["checks"]}
-    assert code == 0, [c for c in report["checks"] if c["status"] == "fail"]
-    assert "fl_round_chain" not in checks
-    model_check = checks["scoring_model"]
-    assert model_check["status"] == "pass", model_check
-    assert model_check["evidence"]["rulesPassed"] == SCORING_RULES, model_check
-    # The disclosed scoring result with bank-b's share digest changed: the audit fails.
-    lied = copy.deepcopy(score_answer)
-    lied["result"]["model"][1]["share_digest"] = "00" * 32
-    score_disclosed.write_text(json.dumps(lied))
-    code, report = cluster.audit(
-        score_task, "--transcripts", str(score_transcripts), "--params", str(score_disclosed)
-    )
-    model_check = {c["name"]: c for c in report["checks"]}["scoring_model"]
-    assert code != 0 and model_check["status"] == "fail", model_check
     print(
         f"vertical e2e: accuracy {acc:.4f} (sklearn {baseline:.4f}); task "
         f"{trained - started:.1f}s, scoring {len(rows)} rows included, total "

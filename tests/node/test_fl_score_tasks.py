@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,17 +27,26 @@ from auditor.verify.checkpoints import ResultDisclosure, result_commitment
 from auditor.verify.history import TaskHistory
 from auditor.verify.run import verify_task
 from auditor.verify.scoring import check_scoring_model
+from ledger.clients.datasets import DatasetVersion
 from ledger.clients.tasks import Reason, TaskState
 from ledger.events import Event
-from ledger.ids import hex32
+from ledger.ids import dataset_id_for, hex32, name_id
+from ledger.rows import decimal_text
 from ledger.task_params import ParamsEnvelope
+from node.algorithms import fl_horizontal as fl
 from node.algorithms import fl_score, fl_vertical
 from node.algorithms.identifiers import normalise
 from node.algorithms.package import package_of
+from node.datasets import import_csv
 from node.fl.horizontal import chain_digest
 from node.fl.models import sigmoid
+from node.prior_task import gather as gather_prior_task
+from tests.conftest import Consortium
 from tests.node.fl.data import breast_cancer
 from tests.node.runner_harness import Network
+from tests.node.test_fl_tasks import FEATURES, SCALE, fl_network
+from tests.node.test_fl_tasks import params_json as fl_params_json
+from tests.node.test_fl_tasks import quantised as fl_quantised
 from tests.node.test_fl_vertical_tasks import (
     SPLIT,
     _add,
@@ -157,8 +167,8 @@ def test_scores_are_the_plaintext_model_over_the_aligned_rows_and_anchored(
     a_node = network.nodes["bank-a"].runner.address
     b_node = network.nodes["bank-b"].runner.address
     assert result["model"] == [
-        {"party": a_node, "share_digest": model["share_digest"]},
-        {"party": b_node, "share_digest": b_share["share_digest"]},
+        {"party": a_node, "digest": model["share_digest"]},
+        {"party": b_node, "digest": b_share["share_digest"]},
     ]
 
     # Each party anchored (the link its share extends, its share digest), and that
@@ -184,7 +194,12 @@ def _refused_before_scoring(network: Network, task_id: bytes) -> str:
     reason, _ = network.failure(task_id)
     assert reason == Reason.PROTOCOL_ERROR
     sent = network.mesh.networks[task_id].sent
-    assert not [step for _, _, step, _ in sent if step.startswith(("vfl-score/", "psi/"))]
+    assert not [
+        step
+        for _, _, step, payload in sent
+        if step.startswith(("vfl-score/", "psi/"))
+        and not (step == fl_score.STEP_MODEL and json.loads(payload).keys() == {"refused"})
+    ]
     record = network.nodes["bank-a"].state.get(task_id)
     assert record is not None and record.error is not None
     return record.error.detail
@@ -234,7 +249,7 @@ def test_a_training_task_of_another_kind_or_unknown_is_refused(
     assert network.drive(first) == TaskState.COMPLETED
     task_id = _score(network, [slots["bank-b"]], _score_params(first))
     detail = _refused_before_scoring(network, task_id)
-    assert "its algorithm is fl-score, not fl-vertical" in detail, detail
+    assert "its algorithm is fl-score, not one of fl-vertical, fl-horizontal" in detail, detail
 
 
 def _forged(history: TaskHistory, node: str, round_: int, digest: bytes) -> TaskHistory:
@@ -282,7 +297,7 @@ def test_the_auditor_checks_each_party_scored_with_its_trained_share(
     other = b"\x55" * 32
     forged = check_scoring_model(_forged(history, b_node, 1, other), envelope, disclosure)
     assert forged.status == "fail" and b_node.lower() in forged.detail, forged
-    assert "is not its last training link" in forged.detail
+    assert "is not the last training link" in forged.detail
     # bank-a shows another link extended: the share no longer chains to its training.
     forged = check_scoring_model(_forged(history, a_node, 0, other), envelope, disclosure)
     assert forged.status == "fail" and a_node.lower() in forged.detail, forged
@@ -290,18 +305,20 @@ def test_the_auditor_checks_each_party_scored_with_its_trained_share(
     # A disclosed result naming another share for bank-b (re-committed, as a creator
     # that lies in its own result would): its share digest is not the anchored one.
     lied = {**disclosure.result, "model": [dict(m) for m in disclosure.result["model"]]}
-    lied["model"][1]["share_digest"] = other.hex()
+    lied["model"][1]["digest"] = other.hex()
     recommitted = _recommitted(history, a_node, lied, disclosure.salt)
     check = check_scoring_model(recommitted, envelope, ResultDisclosure(lied, disclosure.salt))
     assert check.status == "fail", check
-    assert check.detail == f"the result's share digest of {b_node} is not the one it anchored"
+    assert check.detail == f"the result's model digest of {b_node} is not the one it anchored"
     assert check.evidence["rulesPassed"] == every[:3]
 
     # Parameters naming another training task (here: the scoring task itself).
     params = {**envelope.params, "training_task": hex32(task_id)}
     wrong = ParamsEnvelope(params, envelope.salt)
     check = check_scoring_model(_reparametrised(history, wrong), wrong, None)
-    assert check.status == "fail" and "runs fl-score, not fl-vertical" in check.detail, check
+    assert (
+        check.status == "fail" and "runs fl-score, not fl-vertical or fl-horizontal" in check.detail
+    ), check
 
 
 def _recommitted(
@@ -324,3 +341,135 @@ def _reparametrised(history: TaskHistory, params: ParamsEnvelope) -> TaskHistory
         return e
 
     return TaskHistory(history.task_id, [change(e) for e in history.all_events], history.timestamps)
+
+
+# ----------------------------------------------------------- a horizontal model
+
+
+def _own_dataset(
+    net: Network, name: str, org: str, path: Path, dataset: str, grant: bool
+) -> dict[str, Any]:
+    """Node ``name`` holds ``path`` as ``dataset`` (classification 2), registered on
+    chain; with ``grant``, bank-a may use it. Its participant slot."""
+    consortium = net.consortium
+    node = net.nodes[name]
+    imported = import_csv(path, identifier_columns=["customer"])
+    dataset_name = name_id("dataset", dataset)
+    dataset_id = dataset_id_for(consortium.orgs[org].org_id, dataset_name)
+    node.runner.datasets.save(dataset_id, 1, imported, 2)
+    node.clients.datasets.register(
+        dataset_name,
+        DatasetVersion(imported.merkle_root, imported.row_count, imported.schema_digest, 2),
+    )
+    slot: dict[str, Any] = {
+        "node": node.runner.address,
+        "datasetId": hex32(dataset_id),
+        "datasetVersion": 1,
+    }
+    if grant:
+        now = int(consortium.chain.w3.eth.get_block("latest")["timestamp"])
+        slot["grantId"] = hex32(
+            consortium.orgs[org].clients.authorizations.grant(
+                dataset_id, consortium.orgs["bank-a"].org_id, name_id("purpose", "score"),
+                now + 86_400, 5,
+            )
+        )  # fmt: skip
+    return slot
+
+
+def _write_ids(path: Path, ids: list[str], names: list[str], x: Any) -> None:
+    cells = [
+        [i, *(decimal_text(int(v), SCALE) for v in row)] for i, row in zip(ids, x, strict=True)
+    ]
+    path.write_text(
+        ",".join(["customer", *names]) + "\n" + "".join(",".join(r) + "\n" for r in cells)
+    )
+
+
+def test_a_horizontal_model_scores_a_providers_rows_for_the_consumer(
+    consortium: Consortium, tmp_path: Path
+) -> None:
+    """bank-a consumed an fl-horizontal training (its node aggregated); it then has
+    bank-b, one of the providers, score the customers both know, with the model the
+    training anchored: the scores are the plaintext model's; the provider checked the
+    model against the aggregator's anchors; a forged model is refused."""
+    net = fl_network(consortium, tmp_path)
+    params = {**fl_params_json(), "rounds": 2}
+    created = net.creator.create_task("fl-for-scoring", fl.NAME, params, net.providers, 3600)
+    training = bytes.fromhex(created["taskId"][2:])
+    assert net.drive(training) == TaskState.COMPLETED
+    model = net.creator.task_result(created["taskId"])["result"]
+    _enable_scoring(net)
+
+    split = breast_cancer()
+    held = list(range(len(split.y_test)))
+    ids = [f"Client-{j:04d}" for j in held]
+    x = fl_quantised(split.x_test)
+    a_path, b_path = tmp_path / "wanted.csv", tmp_path / "bank-b-rows.csv"
+    a_path.write_text("customer\n" + "".join(f"{i.upper()}\n" for i in ids[5:]))
+    _write_ids(b_path, ids[:-7], FEATURES, x[:-7])
+    _own_dataset(net, "bank-a", "bank-a", a_path, "customers", grant=False)
+    provider = _own_dataset(net, "bank-b", "bank-b", b_path, "scoring-rows", grant=True)
+    task_id = _score(net, [provider], _score_params(training))
+    assert net.drive(task_id) == TaskState.COMPLETED, net.failure(task_id)
+    result = net.creator.task_result(hex32(task_id))["result"]
+
+    weights = np.array(model["weights"], dtype=np.float64)
+    network = fl.FLParams.from_json(params).network()
+    both = held[5:-7]
+    by_id = {normalise("text", ids[j]): j for j in both}
+    assert sorted(result["identifiers"]) == sorted(by_id)
+    rows = [by_id[i] for i in result["identifiers"]]
+    expected = sigmoid(network.logits(weights, x[rows] / float(10**SCALE)))
+    np.testing.assert_allclose(result["scores"], expected, rtol=0, atol=1e-12)
+    a_node, b_node = net.nodes["bank-a"].runner.address, provider["node"]
+    assert result["training_algorithm"] == fl.NAME
+    assert result["model"] == [
+        {"party": a_node, "digest": model["model_digest"]},
+        {"party": b_node, "digest": model["model_digest"]},
+    ]
+    # Both anchored (the aggregator's round-0 link, the final model's digest).
+    scored = _anchored(net, task_id)
+    links = _anchored(net, training)[a_node.lower()]
+    for node in (a_node, b_node):
+        extends, digest = scored[node.lower()]
+        assert digest.hex() == model["model_digest"] and extends == links[-2]
+    answer = net.creator.task_result(hex32(task_id))
+    chain, deployment = consortium.chain, consortium.deployment
+    check = check_scoring_model(
+        task_history(chain, deployment, task_id),
+        ParamsEnvelope.from_json(answer["params"]),
+        ResultDisclosure.from_json(answer),
+    )
+    assert check.status == "pass" and len(check.evidence["rulesPassed"]) == 4, check
+    # Two providers in one scoring task: refused (a horizontal model scores one
+    # provider's rows at a time; a joint intersection would be another query).
+    regulator = _own_dataset(net, "regulator", "regulator", b_path, "scoring-rows-r", grant=True)
+    two = _score(net, [provider, regulator], _score_params(training))
+    detail = _refused_before_scoring(net, two)
+    assert "exactly one of its providers" in detail, detail
+    # A model that is not the trained one (as a consumer running modified code would
+    # send it): the provider refuses it, whatever link it claims to extend.
+    facts = gather_prior_task(
+        net.nodes["bank-b"].clients.tasks,
+        net.nodes["bank-b"].state,
+        net.nodes["bank-b"].runner.algorithms,
+        training,
+    )
+    assert facts is not None
+    sent = {
+        "params": answer_params(net, training),
+        "weights": (weights + 1e-9).astype(">f8").tobytes().hex(),
+        "extends": links[-2].hex(),
+    }
+    with pytest.raises(fl_vertical.VerticalTaskError, match="last anchored round binds"):
+        fl_score.provider_model(facts, [a_node, b_node], sent)
+    sent["weights"] = weights.astype(">f8").tobytes().hex()
+    assert (
+        fl_score.provider_model(facts, [a_node, b_node], sent).digest.hex()
+        == (model["model_digest"])
+    )
+
+
+def answer_params(net: Network, task_id: bytes) -> Any:
+    return net.creator.task_result(hex32(task_id))["params"]
