@@ -40,7 +40,6 @@ updates each round, and so does any provider from two successive global models.
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +52,14 @@ import pyarrow as pa
 from ledger.clients.algorithms import AlgorithmKind
 from ledger.rows import Column, decimal_unscaled
 from node.algorithms.output_policy import EffectivePolicy
+from node.algorithms.param_fields import (
+    INT_LIMIT,
+    integer,
+    is_int,
+    json_object,
+    min_group_size,
+    number,
+)
 from node.algorithms.task_columns import MAX_COLUMNS, InvalidParams, column_json, parse_columns
 from node.channel import DEFAULT_TIMEOUT, Channel, ForwardingChannel
 from node.crypto import dp_noise, secagg, shamir
@@ -81,10 +88,10 @@ EXTRA_SOURCES: tuple[str, ...] = (
     str(Path(__file__).resolve().parent / "disclosure.py"),
     str(Path(__file__).resolve().parent / "columnar.py"),
     str(Path(__file__).resolve().parent / "task_columns.py"),
+    str(Path(__file__).resolve().parent / "param_fields.py"),
 )
 
 MODELS = ("logistic-regression", "mlp")
-INT_LIMIT = 2**53 - 1  # integers in params must survive RFC 8785 canonical JSON
 MAX_ROUNDS = 1000
 MAX_LOCAL_STEPS = 10_000
 MAX_HIDDEN = 1024
@@ -155,26 +162,6 @@ class InvalidData(ValueError):
     """A provider's rows the model cannot train on (checked before anything is sent)."""
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _int(data: Mapping[str, Any], name: str, low: int, high: int) -> int:
-    value = data.get(name, _DEFAULTS[name])
-    if not _is_int(value) or not low <= value <= high:
-        raise InvalidParams(name, f"must be an integer in {low}..{high}, got {value!r}")
-    return int(value)
-
-
-def _number(data: Mapping[str, Any], name: str, *, positive: bool) -> float:
-    value = data.get(name, _DEFAULTS[name])
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidParams(name, f"must be a finite number, got {value!r}")
-    if (positive and value <= 0) or value < 0:
-        raise InvalidParams(name, f"must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class FLParams:
     """What to train. Validated on construction from JSON; see ``PARAMETER_SCHEMA``."""
@@ -203,13 +190,7 @@ class FLParams:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FLParams:
-        if not isinstance(data, Mapping):
-            raise InvalidParams("params", "must be a JSON object")
-        unknown = sorted(set(data) - set(PARAMETER_SCHEMA["properties"]))
-        if unknown:
-            raise InvalidParams(unknown[0], "unknown parameter")
-        if "columns" not in data:
-            raise InvalidParams("columns", "is required")
+        data = json_object(data, PARAMETER_SCHEMA)
         columns = parse_columns(data["columns"])
         types = {c.name: c.type for c in columns}
         identifiers = {c.name for c in columns if c.identifier}
@@ -243,22 +224,14 @@ class FLParams:
         if model != "mlp" and "hidden" in data:
             raise InvalidParams("hidden", "only an mlp has hidden units")
         batch_size = data.get("batch_size")
-        if batch_size is not None and (not _is_int(batch_size) or not 1 <= batch_size <= INT_LIMIT):
+        if batch_size is not None and (not is_int(batch_size) or not 1 <= batch_size <= INT_LIMIT):
             raise InvalidParams("batch_size", f"must be a positive integer, got {batch_size!r}")
-        min_group_size = data.get("min_group_size")
-        if min_group_size is not None and (
-            not _is_int(min_group_size) or not 1 <= min_group_size <= INT_LIMIT
-        ):
-            raise InvalidParams(
-                "min_group_size", f"must be an integer >= 1, got {min_group_size!r}"
-            )
+        min_group = min_group_size(data)
         epsilon = data.get("epsilon")
         if epsilon is not None:
-            epsilon = _number(data, "epsilon", positive=True)
+            epsilon = number(data, "epsilon", None, positive=True)
         threshold = data.get("threshold")
-        if threshold is not None and (
-            not _is_int(threshold) or not 2 <= threshold <= MAX_PROVIDERS
-        ):
+        if threshold is not None and (not is_int(threshold) or not 2 <= threshold <= MAX_PROVIDERS):
             raise InvalidParams(
                 "threshold", f"must be an integer in 2..{MAX_PROVIDERS}, got {threshold!r}"
             )
@@ -267,15 +240,15 @@ class FLParams:
             features=tuple(features),
             label=label,
             model=model,
-            hidden=_int(data, "hidden", 1, MAX_HIDDEN),
-            rounds=_int(data, "rounds", 1, MAX_ROUNDS),
-            local_steps=_int(data, "local_steps", 1, MAX_LOCAL_STEPS),
+            hidden=integer(data, "hidden", _DEFAULTS["hidden"], 1, MAX_HIDDEN),
+            rounds=integer(data, "rounds", _DEFAULTS["rounds"], 1, MAX_ROUNDS),
+            local_steps=integer(data, "local_steps", _DEFAULTS["local_steps"], 1, MAX_LOCAL_STEPS),
             batch_size=batch_size,
-            learning_rate=_number(data, "learning_rate", positive=True),
-            l2=_number(data, "l2", positive=False),
-            clip_norm=_number(data, "clip_norm", positive=True),
-            seed=_int(data, "seed", 0, INT_LIMIT),
-            min_group_size=min_group_size,
+            learning_rate=number(data, "learning_rate", _DEFAULTS["learning_rate"], positive=True),
+            l2=number(data, "l2", _DEFAULTS["l2"], positive=False),
+            clip_norm=number(data, "clip_norm", _DEFAULTS["clip_norm"], positive=True),
+            seed=integer(data, "seed", _DEFAULTS["seed"], 0, INT_LIMIT),
+            min_group_size=min_group,
             epsilon=epsilon,
             threshold=threshold,
         )

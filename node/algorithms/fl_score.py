@@ -73,8 +73,10 @@ from ledger.clients.algorithms import AlgorithmKind
 from ledger.rows import Column
 from ledger.task_params import ParamsEnvelope
 from node.algorithms import fl_horizontal, fl_vertical, identifiers, psi
-from node.algorithms.fl_vertical import InvalidParams, VerticalTaskError
+from node.algorithms.fl_vertical import VerticalTaskError
 from node.algorithms.output_policy import EffectivePolicy
+from node.algorithms.param_fields import column_name, json_object, min_group_size
+from node.algorithms.task_columns import InvalidParams
 from node.channel import Channel
 from node.fl import scoring, vertical
 from node.fl.horizontal import chain_digest
@@ -165,14 +167,7 @@ class ScoreParams:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> ScoreParams:
-        if not isinstance(raw, Mapping):
-            raise InvalidParams("params", "must be a JSON object")
-        unknown = sorted(set(raw) - set(PARAMETER_SCHEMA["properties"]))
-        if unknown:
-            raise InvalidParams(str(unknown[0]), "unknown parameter")
-        for required in PARAMETER_SCHEMA["required"]:
-            if required not in raw:
-                raise InvalidParams(required, "is required")
+        raw = json_object(raw, PARAMETER_SCHEMA)
         task = raw["training_task"]
         try:
             ok = isinstance(task, str) and task.startswith("0x") and len(task) == 66
@@ -187,10 +182,10 @@ class ScoreParams:
         return cls(
             training_task=training,
             identifier_kind=kind,
-            requester_column=fl_vertical.column_name("requester_column", raw["requester_column"]),
-            responder_column=fl_vertical.column_name("responder_column", raw["responder_column"]),
+            requester_column=column_name("requester_column", raw["requester_column"]),
+            responder_column=column_name("responder_column", raw["responder_column"]),
             country=country,
-            min_group_size=fl_vertical.min_group_size(raw),
+            min_group_size=min_group_size(raw),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -76,12 +76,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol, TypeGuard, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -90,6 +89,16 @@ from ledger.clients.algorithms import AlgorithmKind
 from ledger.rows import Column, decimal_unscaled
 from node.algorithms import identifiers, psi
 from node.algorithms.output_policy import EffectivePolicy
+from node.algorithms.param_fields import (
+    INT_LIMIT,
+    column_name,
+    integer,
+    is_int,
+    json_object,
+    min_group_size,
+    number,
+)
+from node.algorithms.task_columns import InvalidParams
 from node.channel import Channel
 from node.fl import vertical
 from node.fl.models import FloatArray
@@ -111,6 +120,8 @@ EXTRA_SOURCES: tuple[str, ...] = (
     str(_HERE.parent / "crypto" / "oprf.py"),
     str(_HERE / "identifiers.py"),
     str(_HERE / "output_policy.py"),
+    str(_HERE / "task_columns.py"),
+    str(_HERE / "param_fields.py"),
     str(_HERE.parent / "fl" / "vertical.py"),
     str(_HERE.parent / "fl" / "horizontal.py"),
     str(_HERE.parent / "fl" / "models.py"),
@@ -122,7 +133,6 @@ _T = TypeVar("_T")
 REASONS: Final = psi.REASONS
 MAX_RESPONDERS: Final = psi.MAX_RESPONDERS
 MAX_FEATURES: Final = vertical.MAX_COLUMNS
-INT_LIMIT: Final = 2**53 - 1
 MAX_EPOCHS: Final = 1000
 MIN_KEY_BITS: Final = vertical.MIN_KEY_BITS
 MAX_KEY_BITS: Final = 4095
@@ -226,14 +236,6 @@ _DEFAULTS: dict[str, Any] = {
 # --------------------------------------------------------------------------- errors
 
 
-class InvalidParams(ValueError):
-    """Parameters the training cannot run with; ``field`` names the offending one."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        self.field = field_name
-        super().__init__(f"{field_name}: {message}")
-
-
 class VerticalTaskError(Exception):
     """A run that cannot finish; ``reason`` is the on-chain outcome name (never holds an
     identifier: it ends up in logs and task outcomes)."""
@@ -250,16 +252,6 @@ class VerticalTaskError(Exception):
 # ----------------------------------------------------------------------- parameters
 
 
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def column_name(field_name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidParams(field_name, "must be a non-empty column name (string)")
-    return value
-
-
 def _names(field_name: str, value: object, *, allow_empty: bool) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or len(value) > MAX_FEATURES:
         raise InvalidParams(field_name, f"must be a list of at most {MAX_FEATURES} column names")
@@ -269,22 +261,6 @@ def _names(field_name: str, value: object, *, allow_empty: bool) -> tuple[str, .
     if len(set(names)) != len(names):
         raise InvalidParams(field_name, "names a column twice")
     return names
-
-
-def _int(data: Mapping[str, Any], name: str, low: int, high: int) -> int:
-    value = data.get(name, _DEFAULTS[name])
-    if not _is_int(value) or not low <= value <= high:
-        raise InvalidParams(name, f"must be an integer in {low}..{high}, got {value!r}")
-    return int(value)
-
-
-def _number(data: Mapping[str, Any], name: str, *, positive: bool) -> float:
-    value = data.get(name, _DEFAULTS[name])
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidParams(name, f"must be a finite number, got {value!r}")
-    if (positive and value <= 0) or value < 0:
-        raise InvalidParams(name, f"must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
 
 
 def identifier_fields(raw: Mapping[str, Any]) -> tuple[str, str]:
@@ -300,14 +276,6 @@ def identifier_fields(raw: Mapping[str, Any]) -> tuple[str, str]:
             "country", f"must be one of {sorted(identifiers.COUNTRIES)}, got {country!r}"
         )
     return kind, country
-
-
-def min_group_size(raw: Mapping[str, Any]) -> int | None:
-    """``min_group_size``: absent or null, or an integer >= 1."""
-    value = raw.get("min_group_size")
-    if value is not None and (not _is_int(value) or not 1 <= value <= INT_LIMIT):
-        raise InvalidParams("min_group_size", f"must be an integer >= 1, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -337,14 +305,7 @@ class VerticalParams:
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> VerticalParams:
-        if not isinstance(raw, Mapping):
-            raise InvalidParams("params", "must be a JSON object")
-        unknown = sorted(set(raw) - set(PARAMETER_SCHEMA["properties"]))
-        if unknown:
-            raise InvalidParams(str(unknown[0]), "unknown parameter")
-        for required in PARAMETER_SCHEMA["required"]:
-            if required not in raw:
-                raise InvalidParams(required, "is required")
+        raw = json_object(raw, PARAMETER_SCHEMA)
         kind, country = identifier_fields(raw)
         requester_column = column_name("requester_column", raw["requester_column"])
         responder_column = column_name("responder_column", raw["responder_column"])
@@ -376,13 +337,13 @@ class VerticalParams:
             requester_features=mine,
             responder_features=responder_features,
             country=country,
-            epochs=_int(raw, "epochs", 1, MAX_EPOCHS),
-            batch_size=_int(raw, "batch_size", 1, INT_LIMIT),
-            learning_rate=_number(raw, "learning_rate", positive=True),
-            l2=_number(raw, "l2", positive=False),
+            epochs=integer(raw, "epochs", _DEFAULTS["epochs"], 1, MAX_EPOCHS),
+            batch_size=integer(raw, "batch_size", _DEFAULTS["batch_size"], 1, INT_LIMIT),
+            learning_rate=number(raw, "learning_rate", _DEFAULTS["learning_rate"], positive=True),
+            l2=number(raw, "l2", _DEFAULTS["l2"], positive=False),
             residual=residual,
-            key_bits=_int(raw, "key_bits", MIN_KEY_BITS, MAX_KEY_BITS),
-            seed=_int(raw, "seed", 0, INT_LIMIT),
+            key_bits=integer(raw, "key_bits", _DEFAULTS["key_bits"], MIN_KEY_BITS, MAX_KEY_BITS),
+            seed=integer(raw, "seed", _DEFAULTS["seed"], 0, INT_LIMIT),
             min_group_size=min_group_size(raw),
         )
 
@@ -408,7 +369,7 @@ class VerticalParams:
 
     def check_responder_count(self, k: int) -> None:
         """One feature list per feature holder (for the task creator's node)."""
-        if not _is_int(k) or k != len(self.responder_features):
+        if not is_int(k) or k != len(self.responder_features):
             raise InvalidParams(
                 "responder_features",
                 f"{len(self.responder_features)} feature list(s) for {k!r} feature holder(s)",
@@ -977,8 +938,8 @@ def _receive_alignment(
     n, count = head.get("rows"), head.get("chunks")
     if (
         set(head) != {"rows", "chunks"}
-        or not _is_int(n)
-        or not _is_int(count)
+        or not is_int(n)
+        or not is_int(count)
         or not 0 <= n <= len(known)
         or count != -(-n // ALIGN_CHUNK)
     ):
@@ -1028,7 +989,6 @@ __all__ = [
     "VerticalTaskError",
     "align_digest",
     "aligned_order",
-    "column_name",
     "feature_matrix",
     "follow_alignment",
     "follow_readiness",
@@ -1036,7 +996,6 @@ __all__ = [
     "identifier_index",
     "lead_alignment",
     "lead_readiness",
-    "min_group_size",
     "plan_for",
     "receive_message",
     "run_requester",

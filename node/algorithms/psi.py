@@ -87,7 +87,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeGuard, TypeVar
+from typing import Any, Final, TypeVar
 
 import numpy as np
 import phe  # type: ignore[import-untyped]
@@ -102,6 +102,14 @@ from ledger.clients.algorithms import AlgorithmKind
 from ledger.rows import Column, arrow_type, decimal_strings, decimal_text, decimal_unscaled
 from node.algorithms import identifiers
 from node.algorithms.output_policy import EffectivePolicy
+from node.algorithms.param_fields import (
+    INT_LIMIT,
+    column_name,
+    is_int,
+    json_object,
+    min_group_size,
+)
+from node.algorithms.task_columns import InvalidParams
 from node.channel import MAX_MESSAGE_BYTES, Channel
 from node.crypto import ecdh_psi, oprf
 
@@ -123,6 +131,8 @@ EXTRA_SOURCES: tuple[str, ...] = (
     str(_HERE.parent / "crypto" / "oprf.py"),
     str(_HERE / "identifiers.py"),
     str(_HERE / "output_policy.py"),
+    str(_HERE / "task_columns.py"),
+    str(_HERE / "param_fields.py"),
 )
 
 MODES: Final = ("intersection", "cardinality", "intersection-sum", "intersection-payload")
@@ -132,7 +142,6 @@ REASONS: Final = ("DATASET_MISMATCH", "GROUP_TOO_SMALL", "PROTOCOL_ERROR")
 
 MAX_RESPONDERS: Final = 16
 MAX_PAYLOAD_COLUMNS: Final = 32
-INT_LIMIT: Final = 2**53 - 1  # integers in params must survive RFC 8785 canonical JSON
 STREAM_CHUNK_ITEMS: Final = 65536
 """Elements per stream message: 2 MB of 32-byte elements, far inside the 16 MB limit."""
 MAX_STREAM_ITEMS: Final = 1 << 31
@@ -234,14 +243,6 @@ PARAMETER_SCHEMA: dict[str, Any] = {
 # --------------------------------------------------------------------------- errors
 
 
-class InvalidParams(ValueError):
-    """Parameters the computation cannot run with; ``field`` names the offending one."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        self.field = field_name
-        super().__init__(f"{field_name}: {message}")
-
-
 class PsiError(Exception):
     """A PSI run that cannot finish; ``reason`` is the on-chain outcome name.
 
@@ -268,16 +269,6 @@ def _restore_psi_error(reason: str, detail: str, from_peer: bool) -> PsiError:
 # ----------------------------------------------------------------------- parameters
 
 
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _column_name(field_name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidParams(field_name, "must be a non-empty column name (string)")
-    return value
-
-
 @dataclass(frozen=True)
 class PsiParams:
     """What to compute; built from JSON by :meth:`from_json`, which validates strictly."""
@@ -299,14 +290,7 @@ class PsiParams:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> PsiParams:
         """Parse and validate; unknown keys, wrong types and mode mismatches are refused."""
-        if not isinstance(raw, Mapping):
-            raise InvalidParams("params", "must be a JSON object")
-        unknown = sorted(set(raw) - set(PARAMETER_SCHEMA["properties"]))
-        if unknown:
-            raise InvalidParams(str(unknown[0]), "unknown parameter")
-        for required in PARAMETER_SCHEMA["required"]:
-            if required not in raw:
-                raise InvalidParams(required, "is required")
+        raw = json_object(raw, PARAMETER_SCHEMA)
         mode = raw["mode"]
         if mode not in MODES:
             raise InvalidParams("mode", f"must be one of {list(MODES)}, got {mode!r}")
@@ -315,14 +299,14 @@ class PsiParams:
             raise InvalidParams(
                 "identifier_kind", f"must be one of {list(identifiers.KINDS)}, got {kind!r}"
             )
-        requester_column = _column_name("requester_column", raw["requester_column"])
-        responder_column = _column_name("responder_column", raw["responder_column"])
+        requester_column = column_name("requester_column", raw["requester_column"])
+        responder_column = column_name("responder_column", raw["responder_column"])
 
         value_column = raw.get("value_column")
         if mode == "intersection-sum":
             if value_column is None:
                 raise InvalidParams("value_column", "is required for intersection-sum")
-            value_column = _column_name("value_column", value_column)
+            value_column = column_name("value_column", value_column)
         elif "value_column" in raw:
             raise InvalidParams("value_column", "only intersection-sum takes a value column")
 
@@ -338,7 +322,7 @@ class PsiParams:
                     "payload_columns", f"at most {MAX_PAYLOAD_COLUMNS} columns, got {len(payload)}"
                 )
             payload_columns = tuple(
-                _column_name(f"payload_columns[{i}]", c) for i, c in enumerate(payload)
+                column_name(f"payload_columns[{i}]", c) for i, c in enumerate(payload)
             )
             if len(set(payload_columns)) != len(payload_columns):
                 raise InvalidParams("payload_columns", "columns must be distinct")
@@ -353,13 +337,7 @@ class PsiParams:
                 "country",
                 f"must be one of {sorted(identifiers.COUNTRIES)} (without '+'), got {country!r}",
             )
-        min_group_size = raw.get("min_group_size")
-        if min_group_size is not None and (
-            not _is_int(min_group_size) or not 1 <= min_group_size <= INT_LIMIT
-        ):
-            raise InvalidParams(
-                "min_group_size", f"must be an integer >= 1, got {min_group_size!r}"
-            )
+        min_group = min_group_size(raw)
         return cls(
             mode=mode,
             identifier_kind=kind,
@@ -368,7 +346,7 @@ class PsiParams:
             value_column=value_column,
             payload_columns=payload_columns,
             country=country,
-            min_group_size=min_group_size,
+            min_group_size=min_group,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -395,7 +373,7 @@ class PsiParams:
         several responders the value holders' keys and ciphertexts would have to be
         combined, which this version does not do.
         """
-        if not _is_int(k) or not 1 <= k <= MAX_RESPONDERS:
+        if not is_int(k) or not 1 <= k <= MAX_RESPONDERS:
             raise InvalidParams("responders", f"must be 1..{MAX_RESPONDERS} responders, got {k!r}")
         if self.mode in SINGLE_RESPONDER_MODES and k != 1:
             raise InvalidParams("mode", f"{self.mode} needs exactly one responder, got {k}")
@@ -813,8 +791,8 @@ def _receive_head(s: _Session, peer: str, step: str) -> _Head:
     chunks, items = message.get("chunks"), message.get("items")
     if (
         set(message) != {"chunks", "items"}
-        or not _is_int(chunks)
-        or not _is_int(items)
+        or not is_int(chunks)
+        or not is_int(items)
         or not 0 <= items <= MAX_STREAM_ITEMS
         or not (chunks == 0 if items == 0 else -(-items // STREAM_CHUNK_ITEMS) <= chunks <= items)
     ):
@@ -1299,7 +1277,7 @@ def _paillier_key(message: bytes) -> tuple[int, int]:
     """The responder's Paillier modulus and value scale, checked for sanity."""
     data = _json_message(message, "psi/sum/pk")
     n_hex, scale = data.get("n"), data.get("scale")
-    if set(data) != {"n", "scale"} or not isinstance(n_hex, str) or not _is_int(scale):
+    if set(data) != {"n", "scale"} or not isinstance(n_hex, str) or not is_int(scale):
         raise _protocol("psi/sum/pk", "malformed public key message")
     try:
         n = int(n_hex, 16)
@@ -1399,7 +1377,7 @@ def _parse_rows(
         if (
             not isinstance(row, dict)
             or set(row) != wanted
-            or not all(isinstance(v, str) or _is_int(v) for v in row.values())
+            or not all(isinstance(v, str) or is_int(v) for v in row.values())
         ):
             raise _protocol("psi/payload", f"record {position} holds a malformed row")
     return tuple(sorted(rows, key=_canonical))
@@ -1436,7 +1414,7 @@ def run_responder(
         count = _json_message(s.receive(requester, "psi/count"), "psi/count")
         _check_refusal(count, requester, "psi/count")
         n = count.get("items")
-        if set(count) != {"items"} or not _is_int(n) or not 0 <= n <= MAX_STREAM_ITEMS:
+        if set(count) != {"items"} or not is_int(n) or not 0 <= n <= MAX_STREAM_ITEMS:
             raise _protocol("psi/count", "malformed count")
         _check_requester_size(params, n, policy)
         with _RunPool(s):

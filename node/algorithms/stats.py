@@ -67,6 +67,7 @@ from ledger.clients.algorithms import AlgorithmKind
 from ledger.rows import COLUMN_TYPES, MAX_SCALE, MAX_SCALED, Column, decimal_text
 from node.algorithms import columnar
 from node.algorithms.output_policy import EffectivePolicy
+from node.algorithms.param_fields import json_object
 from node.algorithms.task_columns import MAX_COLUMNS, InvalidParams, column_json, parse_columns
 from node.channel import DEFAULT_TIMEOUT, Channel
 from node.crypto import dp_noise, masking, secagg, shamir
@@ -91,6 +92,7 @@ EXTRA_SOURCES: tuple[str, ...] = (
     str(Path(__file__).resolve().parent / "disclosure.py"),
     str(Path(__file__).resolve().parent / "columnar.py"),
     str(Path(__file__).resolve().parent / "task_columns.py"),
+    str(Path(__file__).resolve().parent / "param_fields.py"),
 )
 
 # Decimal filter values and categories as text: no signs but a leading '-', no NaN.
@@ -260,11 +262,7 @@ class StatsParams:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StatsParams:
-        if not isinstance(data, Mapping):
-            raise InvalidParams("params", "must be a JSON object")
-        unknown = sorted(set(data) - set(PARAMETER_SCHEMA["properties"]))
-        if unknown:
-            raise InvalidParams(unknown[0], "unknown parameter")
+        data = json_object(data, PARAMETER_SCHEMA)
         columns = parse_columns(data.get("columns"))
         types = {c.name: c.type for c in columns}
         scales = {c.name: c.scale for c in columns}

@@ -17,22 +17,36 @@ One JSON report on stdout:
   bench-fl-baselines``; ``{"skipped": ...}`` where that venv is missing).
 * ``vertical``: one epoch of vertical LR (``node.fl.vertical``; label holder with the
   first ``--label-columns`` columns, one feature holder with the rest, 2048-bit
-  Paillier by default, products and obfuscators over a ``--processes`` pool) at 10^4
+  Paillier by default, obfuscators, column sums over a ``--processes`` pool) at 10^4
   and 10^5 rows x 30 features, against (a) the Paillier operation bound: the epoch's
-  obfuscations (r^n mod n^2), nude encryptions, plaintext-ciphertext products,
-  ciphertext additions and decryptions, counted from the plan and the data, times their
-  single-op cost measured in this run, over ``--processes``; (b) plaintext numpy LR on
-  the same data, schedule and fixed point (the replay: it must give the same model
-  bit for bit). FATE 2.0's published hetero-LR epoch (1e5 x 330 in 2m16s on 2 x 16
-  cores) is compared per core and per row x feature.
+  operations as ``vertical.py`` performs them (A's CRT obfuscations and nude
+  encryptions, B's column-sum terms, packing steps and packed-mask encryptions, A's
+  decryptions of the packed ciphertexts; ``paillier_costs``), counted from the plan and
+  the data, times their single-op cost measured in this run, over ``--processes``; (b)
+  plaintext numpy LR on the same data, schedule and fixed point (the replay: it must
+  give the same model bit for bit). FATE 2.0's published hetero-LR epoch (1e5 x 330 in
+  2m16s on 2 x 16 cores) is compared per core and per row x feature.
 * ``scoring``: batch scoring rows/s (``node.fl.scoring``) at 10^5 rows against
   plaintext ``sigmoid(X w)`` on the same rows.
+* ``scoring-task``: the whole ``fl-score`` task (``node/algorithms/fl_score.py``:
+  model check against the chain facts, readiness, DH-PSI alignment on normalised phone
+  numbers over a warmed ``ecdh_psi.new_executor(--processes)`` pool shared by both
+  parties, partial logits in 64k-row chunks) between a label holder and one feature
+  holder, threads over an ``InMemoryNetwork``, at ``--score-task-rows`` aligned ids
+  (10^5 and 10^6). Each side's table (Arrow, as a node's import holds it: string ids,
+  an integer and decimal(18, 4) features, rows shuffled) also holds 10% ids the other
+  lacks; the model is a one-epoch vertical share each node would keep (random weights:
+  the cost does not depend on them). Reported: seconds, aligned rows/s, the split into
+  readiness, alignment (PSI) and scoring, bytes by phase; against what a user holding
+  both tables would run: the same id normalisation, an inner join and ``sigmoid(X w +
+  c)``, with pyarrow (``Table.join``) and with duckdb; scores must agree with both.
 
 Targets are reported with ``met`` but never asserted; the load average at start and
 end shows a busy machine.
 
     .venv/bin/python -m scripts.bench.fl [--providers 3 7] [--mask-sizes 100000 1000000]
-        [--rows 10000 100000] [--key-bits 2048] [--processes 2] [--quick]
+        [--rows 10000 100000] [--key-bits 2048] [--processes 2]
+        [--score-task-rows 100000 1000000] [--parts ... scoring-task] [--quick]
 """
 
 from __future__ import annotations
@@ -55,15 +69,22 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
+import numpy.typing as npt
 import phe  # type: ignore[import-untyped]
+import pyarrow as pa
+import pyarrow.compute as pc
 from eth_account import Account
 
-from node.channel import InMemoryNetwork
+from ledger.rows import Column
+from node.algorithms import fl_score, fl_vertical, identifiers, output_policy
+from node.channel import InMemoryChannel, InMemoryNetwork, UnknownPeer
 from node.crypto import ecdh_psi, masking, secagg
 from node.fl import horizontal, scoring, vertical
 from node.fl.fixed_point import FixedPoint
 from node.fl.models import MLP, FloatArray, LocalTraining, local_update, sigmoid
+from node.prior_task import PriorTask
 from scripts.bench.machine import machine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +101,7 @@ QUICK: dict[str, Any] = {
     "rows": [256],
     "key_bits": 1024,
     "score_rows": 5000,
-    "op_batch": 3,
+    "score_task_rows": [2000],
 }
 FEATURES = 30
 # FATE 2.0 hetero-LR, published: 1e5 rows x 330 features, 2m16s per epoch, 2 x 16 cores.
@@ -340,46 +361,79 @@ def _median_us(op: Callable[[int], object], count: int, rounds: int = 3) -> floa
     return round(statistics.median(samples), 2)
 
 
-def paillier_costs(public: Any, private: Any, sample: Sequence[int], batch: int) -> dict[str, Any]:
-    """Single-op microseconds with the epoch's own key and feature values (phe + gmpy2)."""
+def paillier_costs(
+    public: Any, private: Any, columns: Sequence[Sequence[int]], packing: vertical.Packing
+) -> dict[str, Any]:
+    """Single-op microseconds with the epoch's own key and feature values, each op as
+    ``vertical.py`` performs it (gmpy2 under phe):
+
+    * ``crt_obfuscation``: A's r^n mod n^2 by CRT (``vertical.obfuscator_crt``);
+    * ``nude_encryption``: (1 + n)^d times a precomputed obfuscator;
+    * ``product``: one non-zero x_ij [[d_i]] term of B's column sums, amortised over a
+      whole batch of ``vertical._column_sums`` (windowed simultaneous exponentiation,
+      its tables included);
+    * ``pack_column``: one column's Horner step of the packing (2^slot-power and a
+      product);
+    * ``obfuscation``: phe's fresh r^n mod n^2 of B's packed-mask encryption;
+    * ``decryption``: A's phe decryption (CRT) of one packed ciphertext."""
     n, nsquare = public.n, public.nsquare
-    obfuscators = vertical._obfuscators(n, 1)
+    batch = len(columns[0])
     residuals = [secrets.randbelow(1 << 21) - (1 << 20) for _ in range(batch)]
-    cts = [phe.EncryptedNumber(public, public.raw_encrypt(r % n, r_value=1)) for r in residuals]
-    plain = [x for x in sample if x] or [1]
-    costs = {
-        # The costly half of an encryption (precomputed by the pool for A's residuals,
-        # done inline by B's mask encryption).
-        "obfuscation": _median_us(lambda k: vertical._obfuscators(n, 1), batch),
+    obfuscator = vertical.obfuscator_crt(public.get_random_lt_n(), n, private.p, private.q)
+    cts = [public.raw_encrypt(r % n, r_value=1) * obfuscator % nsquare for r in residuals]
+    nonzero = max(1, sum(1 for col in columns for x in col if x))
+    sums = vertical._column_sums(n, cts, columns)
+    start = time.perf_counter()
+    for _ in range(3):
+        vertical._column_sums(n, cts, columns)
+    product = (time.perf_counter() - start) / 3 / nonzero * 1e6
+    power = 1 << packing.slot_bits
+    return {
+        "crt_obfuscation": _median_us(
+            lambda k: vertical.obfuscator_crt(public.get_random_lt_n(), n, private.p, private.q),
+            8,
+        ),
         "nude_encryption": _median_us(
-            lambda k: public.raw_encrypt(residuals[k] % n, r_value=1) * obfuscators[0] % nsquare,
+            lambda k: public.raw_encrypt(residuals[k] % n, r_value=1) * obfuscator % nsquare,
             batch,
         ),
-        "product": _median_us(lambda k: cts[k % batch] * plain[k % len(plain)], 4 * batch),
-        "addition": _median_us(lambda k: cts[k % batch] + cts[(k + 1) % batch], 4 * batch),
-        "decryption": _median_us(
-            lambda k: private.raw_decrypt(cts[k % batch].ciphertext(be_secure=False)), batch
+        "product": round(product, 2),
+        "pack_column": _median_us(
+            lambda k: (
+                phe.util.powmod(sums[k % len(sums)], power, nsquare)
+                * sums[(k + 1) % len(sums)]
+                % nsquare
+            ),
+            4 * len(sums),
         ),
+        "obfuscation": _median_us(lambda k: vertical._obfuscators(n, 1), 8),
+        "decryption": _median_us(lambda k: private.raw_decrypt(cts[k % batch]), 8),
     }
-    return costs
 
 
-def operation_counts(plan: vertical.VerticalPlan, xb: FloatArray) -> dict[str, int]:
+def operation_counts(
+    plan: vertical.VerticalPlan, xb: FloatArray, packing: vertical.Packing
+) -> dict[str, int]:
     """What one epoch does, from ``vertical.py``: A encrypts each row's residual once
-    (a precomputed obfuscator and a nude encryption); per batch and B column, B encrypts
-    its mask (one obfuscation; that fresh randomness already re-randomises the sum) and
-    multiplies and adds each non-zero feature; A decrypts it."""
+    (a precomputed CRT obfuscator and a nude encryption); per batch B sums each column
+    (one product term per non-zero feature), packs ``packing.per`` columns per
+    ciphertext (a Horner step per column) and encrypts each packed mask (one
+    obfuscation, whose fresh randomness re-randomises the packed sum); A decrypts each
+    packed ciphertext."""
     batches = len(vertical.batches(plan)[0])
     columns = xb.shape[1]
+    packed = len(packing.groups(columns))
     quantised = np.rint(xb * float(1 << plan.feature_frac_bits))
     nonzero = int(np.count_nonzero(quantised))
     return {
-        "obfuscation": plan.rows + batches * columns,
+        "crt_obfuscation": plan.rows,
         "nude_encryption": plan.rows,
         "product": nonzero,
-        "addition": nonzero,
-        "decryption": batches * columns,
+        "pack_column": batches * columns,
+        "obfuscation": batches * packed,
+        "decryption": batches * packed,
         "batches": batches,
+        "packed_ciphertexts_per_batch": packed,
     }
 
 
@@ -437,9 +491,14 @@ def vertical_size(
     start = time.perf_counter()
     wa, wb = replay_epoch(plan, xa, xb, y)
     plain = time.perf_counter() - start
-    counts = operation_counts(plan, xb)
-    sample = np.rint(xb[:64].ravel() * float(1 << plan.feature_frac_bits)).astype(int).tolist()
-    costs = paillier_costs(*keypair, sample, args.op_batch)
+    quantised_b = [
+        [int(v) for v in np.rint(xb[:, j] * float(1 << plan.feature_frac_bits))]
+        for j in range(xb.shape[1])
+    ]
+    packing = vertical.packing_for(plan, keypair[0].n, quantised_b)
+    counts = operation_counts(plan, xb, packing)
+    first = vertical.batches(plan)[0][0].tolist()
+    costs = paillier_costs(*keypair, [[col[i] for i in first] for col in quantised_b], packing)
     bound = sum(counts[op] * costs[op] for op in costs) / 1e6 / args.processes
     cells = rows * FEATURES
     ours_core_us = epoch * args.processes / cells * 1e6
@@ -517,6 +576,285 @@ def scoring_bench(trained: Mapping[str, Any], rows: int, label_columns: int) -> 
     }
 
 
+# --- the scoring task --------------------------------------------------------------------
+
+ID_KIND, ID_COUNTRY = "phone", "86"
+LABEL_ID, FEATURE_ID = "phone", "mobile"
+DECIMAL_SCALE = 4
+EXTRA_IDS = 0.1  # each side also holds this share of ids (of the aligned count) the other lacks
+SCORE_POLICY_LEVEL = 2  # the output policy the task runs under: minimum group size 10
+TRAINING_TASK = hashlib.sha256(b"provnet-bench-fl:training").digest()
+# Message steps by phase (``fl_vertical.STEP_*``, ``psi``, ``fl_score``), first match wins.
+WIRE_PHASES = (
+    ("psi/", "alignment_psi"),
+    (fl_vertical.STEP_ALIGN, "alignment_order"),
+    ("vfl-task/", "readiness"),
+    ("vfl-score/", "scoring"),
+)
+
+
+class _SizesOnly(list[tuple[str, str, str, Any]]):
+    """A ``sent`` log keeping each message's size, not its payload (the plain log holds
+    every payload for the whole run: the test transport's memory, not the protocol's)."""
+
+    def append(self, entry: tuple[str, str, str, Any]) -> None:
+        sender, receiver, step, payload = entry
+        super().append((sender, receiver, step, len(payload)))
+
+
+class _TimedNetwork(InMemoryNetwork):
+    """An ``InMemoryNetwork`` logging sizes only, and when each step was first sent."""
+
+    def __init__(self, parties: Sequence[str]) -> None:
+        super().__init__(parties)
+        self.sent = _SizesOnly()
+        self.first_sent: dict[tuple[str, str], float] = {}
+
+    def channel(self, me: str) -> InMemoryChannel:
+        if me not in self.parties:
+            raise UnknownPeer(me)
+        return _TimedChannel(self, me)
+
+
+class _TimedChannel(InMemoryChannel):
+    def send(self, peer: str, step: str, payload: bytes) -> None:
+        network = self.network
+        if isinstance(network, _TimedNetwork):
+            network.first_sent.setdefault((self.name, step), time.perf_counter())
+        super().send(peer, step, payload)
+
+
+def _decimal_column(values: FloatArray, scale: int) -> pa.Array:
+    """``values`` rounded to ``scale`` digits as decimal128(18, scale), built from the
+    unscaled int64s (two's-complement 128-bit words), as a node's import stores them."""
+    unscaled = np.rint(values * float(10**scale)).astype(np.int64)
+    words = np.stack([unscaled, unscaled >> 63], axis=1).astype("<i8")
+    return pa.Array.from_buffers(
+        pa.decimal128(18, scale), len(unscaled), [None, pa.py_buffer(words.tobytes())]
+    )
+
+
+def _phone(numbers: npt.NDArray[np.int64], spaced: bool) -> pa.Array:
+    """Mainland mobile numbers ``138xxxxxxxx``: the label holder writes ``+86 138 xxxx
+    xxxx``, the feature holder ``138xxxxxxxx`` (both normalise to ``+86138xxxxxxxx``)."""
+    if spaced:
+        return pa.array([f"+86 138 {n // 10_000:04d} {n % 10_000:04d}" for n in numbers.tolist()])
+    return pa.array([f"138{n:08d}" for n in numbers.tolist()])
+
+
+def scoring_task_data(
+    aligned: int, label_columns: int, seed: int
+) -> tuple[dict[str, tuple[pa.Table, list[Column]]], dict[str, FloatArray], float]:
+    """Each party's scoring table (its id column and model columns, rows shuffled):
+    ``aligned`` shared ids plus ``EXTRA_IDS x aligned`` ids of its own; per party its
+    weights, and the label holder's intercept."""
+    rng = np.random.default_rng(seed)
+    extra = round(aligned * EXTRA_IDS)
+    total = aligned + 2 * extra
+    if total > 10**8:
+        raise ValueError(f"at most {10**8} distinct 138xxxxxxxx numbers, {total} asked")
+    # Distinct 8-digit numbers spread over the range, in random order.
+    spread = 10**8 // total
+    numbers = rng.permutation(
+        np.arange(total, dtype=np.int64) * spread + rng.integers(0, spread, total)
+    )
+    ids = {
+        LABEL: numbers[: aligned + extra],
+        FEATURE: np.concatenate([numbers[:aligned], numbers[aligned + extra :]]),
+    }
+    widths = {LABEL: label_columns, FEATURE: FEATURES - label_columns}
+    prefixes = {LABEL: "a", FEATURE: "b"}
+    tables: dict[str, tuple[pa.Table, list[Column]]] = {}
+    weights: dict[str, FloatArray] = {}
+    for party, id_column in ((LABEL, LABEL_ID), (FEATURE, FEATURE_ID)):
+        mine = rng.permutation(ids[party])
+        x = rng.standard_normal((len(mine), widths[party]))
+        data: dict[str, pa.Array] = {id_column: _phone(mine, spaced=party == LABEL)}
+        columns = [Column(id_column, "string", identifier=True)]
+        for j in range(widths[party]):
+            name = f"{prefixes[party]}{j}"
+            if j == 0:  # one integer column (a count), the rest decimals
+                data[name] = pa.array(np.rint(x[:, j] * 10).astype(np.int64))
+                columns.append(Column(name, "integer"))
+            else:
+                data[name] = _decimal_column(x[:, j], DECIMAL_SCALE)
+                columns.append(Column(name, "decimal", scale=DECIMAL_SCALE))
+        tables[party] = (pa.table(data), columns)
+        weights[party] = rng.standard_normal(widths[party]) / math.sqrt(FEATURES) * 2.0
+    return tables, weights, 0.3
+
+
+def _prior_task(
+    party: str, features: Sequence[str], weights: FloatArray, intercept: float
+) -> Callable[[bytes], PriorTask | None]:
+    """What ``party``'s node would gather of a completed one-epoch vertical training
+    (``node/prior_task.py``): its kept share and its own anchor, consistent with it."""
+    genesis = hashlib.sha256(b"provnet-bench-fl:genesis:" + party.encode()).digest()
+    full = np.append(weights, intercept) if party == LABEL else weights
+    share = vertical.share_digest(party, full)
+    link = horizontal.chain_digest(genesis, share, 0)
+    kept: dict[str, Any] = {
+        "features": list(features),
+        "weights": [float(w) for w in weights.tolist()],
+        "genesis": genesis.hex(),
+        "epochs": [{"epoch": 0, "share_digest": share.hex(), "chain_digest": link.hex()}],
+    }
+    if party == LABEL:
+        kept["intercept"] = intercept
+    facts = PriorTask(
+        task_id=TRAINING_TASK,
+        algorithm=fl_vertical.NAME,
+        state="COMPLETED",
+        params_digest=bytes(32),
+        participants=(LABEL, FEATURE),
+        with_data=(True, True),
+        record={"result" if party == LABEL else "share": kept},
+        params=None,
+        anchored={party.lower(): ((0, link),)},
+    )
+    return lambda task: facts if task == TRAINING_TASK else None
+
+
+def plaintext_scoring(
+    tables: Mapping[str, tuple[pa.Table, list[Column]]],
+    features: Mapping[str, Sequence[str]],
+    weights: FloatArray,
+    intercept: float,
+) -> dict[str, Any]:
+    """What a user holding both tables would run instead: normalise the ids (the same
+    columnar rule), inner-join, ``sigmoid(X w + c)``; by pyarrow and by duckdb."""
+    started = time.perf_counter()
+    sides = {}
+    for party, id_column in ((LABEL, LABEL_ID), (FEATURE, FEATURE_ID)):
+        table = tables[party][0]
+        ids, _ = identifiers.normalise_column(ID_KIND, table[id_column], country=ID_COUNTRY)
+        sides[party] = table.select(list(features[party])).append_column("id", ids)
+    normalise_s = time.perf_counter() - started
+    names = [*features[LABEL], *features[FEATURE]]
+
+    start = time.perf_counter()
+    joined = sides[LABEL].join(sides[FEATURE], "id", join_type="inner")
+    x = np.column_stack([pc.cast(joined[name], pa.float64()).to_numpy() for name in names])
+    arrow_scores = sigmoid(x @ weights + intercept)
+    arrow_s = time.perf_counter() - start
+    arrow = pa.table({"id": joined["id"], "plain": arrow_scores})
+
+    terms = " + ".join(f"{name} * {float(w)!r}" for name, w in zip(names, weights, strict=True))
+    con = duckdb.connect()
+    start = time.perf_counter()
+    con.register("a", sides[LABEL])
+    con.register("b", sides[FEATURE])
+    duck = con.sql(
+        f"SELECT id, 1 / (1 + exp(-({terms} + {intercept!r}))) AS duck FROM a JOIN b USING (id)"
+    ).to_arrow_table()
+    duck_s = time.perf_counter() - start
+    con.close()
+    return {
+        "normalise_seconds": normalise_s,
+        "pyarrow_seconds": normalise_s + arrow_s,
+        "duckdb_seconds": normalise_s + duck_s,
+        "pyarrow": arrow,
+        "duckdb": duck,
+    }
+
+
+def _seconds(value: float) -> float:
+    return round(value, 4)
+
+
+def scoring_task(
+    aligned: int, label_columns: int, pool: Executor, processes: int, timeout: float
+) -> dict[str, Any]:
+    """The whole ``fl-score`` task between the label holder and one feature holder,
+    beside the plaintext join-and-score of the same tables."""
+    tables, weights, intercept = scoring_task_data(aligned, label_columns, aligned)
+    features = {p: [c.name for c in tables[p][1] if c.type != "string"] for p in tables}
+    params = fl_score.ScoreParams(
+        training_task=TRAINING_TASK,
+        identifier_kind=ID_KIND,
+        requester_column=LABEL_ID,
+        responder_column=FEATURE_ID,
+        country=ID_COUNTRY,
+    )
+    policy = output_policy.effective([SCORE_POLICY_LEVEL])
+    net = _TimedNetwork([LABEL, FEATURE])
+    anchored: list[float] = []
+
+    def feature() -> None:
+        fl_score.run_responder(
+            net.channel(FEATURE), params, *tables[FEATURE], LABEL, [FEATURE],
+            timeout=timeout, policy=policy, executor=pool, processes=processes,
+            training=_prior_task(FEATURE, features[FEATURE], weights[FEATURE], 0.0),
+        )  # fmt: skip
+
+    start = time.perf_counter()
+    result: fl_score.ScoreResult = _threads(
+        {FEATURE: feature},
+        lambda: fl_score.run_requester(
+            net.channel(LABEL), params, *tables[LABEL], [FEATURE],
+            timeout=timeout, policy=policy, executor=pool, processes=processes,
+            training=_prior_task(LABEL, features[LABEL], weights[LABEL], intercept),
+            checkpoint=lambda r, _: anchored.append(time.perf_counter()),
+        ),
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    ready = net.first_sent[(LABEL, fl_vertical.STEP_GO)] - start
+    aligned_at = anchored[0] - start
+
+    model = np.concatenate([weights[LABEL], weights[FEATURE]])
+    plain = plaintext_scoring(tables, features, model, intercept)
+    ours = pa.table({"id": pa.array(result.identifiers, pa.string()), "ours": result.scores})
+    diffs: dict[str, Any] = {}
+    for engine, column in (("pyarrow", "plain"), ("duckdb", "duck")):
+        both = ours.join(plain[engine], "id", join_type="inner")
+        same_ids = both.num_rows == ours.num_rows == plain[engine].num_rows
+        gap = np.abs(both["ours"].to_numpy() - both[column].to_numpy())
+        diffs[engine] = float(np.max(gap)) if same_ids and len(gap) else None
+    by_phase: dict[str, int] = {}
+    for _, _, step, size in net.sent:
+        phase = next((name for prefix, name in WIRE_PHASES if step.startswith(prefix)), "other")
+        by_phase[phase] = by_phase.get(phase, 0) + int(size)
+    rows = len(result.identifiers)
+    baselines = {
+        engine: {
+            "seconds": _seconds(plain[f"{engine}_seconds"]),
+            "rows_per_second": round(rows / plain[f"{engine}_seconds"]),
+            "provnet_over_plaintext_seconds": ratio(seconds, plain[f"{engine}_seconds"]),
+            "max_abs_diff_from_provnet": diffs[engine],
+        }
+        for engine in ("pyarrow", "duckdb")
+    }
+    return {
+        "aligned_rows": rows,
+        "label_holder_rows": tables[LABEL][0].num_rows,
+        "feature_holder_rows": tables[FEATURE][0].num_rows,
+        "psi_set_sizes": [result.requester_items, *result.responder_items],
+        "features": {
+            "label_holder": len(features[LABEL]),
+            "feature_holder": len(features[FEATURE]),
+        },
+        "identifier_kind": ID_KIND,
+        "processes": processes,
+        "seconds": _seconds(seconds),
+        "rows_per_second": round(rows / seconds),
+        "seconds_by_phase": {
+            "readiness": _seconds(ready),
+            "alignment_psi": _seconds(aligned_at - ready),
+            "scoring": _seconds(seconds - aligned_at),
+        },
+        "wire_bytes_by_phase": dict(sorted(by_phase.items())),
+        "plaintext_normalise_seconds": _seconds(plain["normalise_seconds"]),
+        "plaintext": baselines,
+        "max_abs_diff_from_plaintext": diffs["pyarrow"],
+        "how": "fl_score.run_requester / run_responder in two threads over an "
+        "InMemoryNetwork, sharing one warmed ecdh_psi.new_executor(processes) pool; "
+        "phases from the label holder's clock: readiness = model check, id "
+        "normalisation and feature matrices until the go; alignment = DH-PSI and the "
+        "agreed order until its first anchor; scoring = partial logits and sigmoid. "
+        "Plaintext = the same normalisation, an inner join and sigmoid(X w + c).",
+    }
+
+
 # --- orchestration ---------------------------------------------------------------------
 
 
@@ -535,11 +873,18 @@ def main() -> None:
     parser.add_argument("--label-columns", type=int, default=10)
     parser.add_argument("--key-bits", type=int, default=2048)
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--op-batch", type=int, default=20, help="ops per single-op sample")
     parser.add_argument("--score-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--score-task-rows", type=int, nargs="+", default=[100_000, 1_000_000],
+        help="aligned ids per scoring-task run",
+    )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--baselines-python", default=str(BASELINES_PYTHON))
-    parser.add_argument("--parts", nargs="+", default=["fedavg", "masking", "vertical", "scoring"])
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["fedavg", "masking", "vertical", "scoring", "scoring-task"],
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     args = parser.parse_args()
     if args.quick:
@@ -547,7 +892,8 @@ def main() -> None:
         args.hidden, args.rounds = QUICK["hidden"], QUICK["rounds"]
         args.mask_sizes, args.rows = QUICK["mask_sizes"], QUICK["rows"]
         args.key_bits, args.score_rows = QUICK["key_bits"], QUICK["score_rows"]
-        args.op_batch, args.mask_repeats = QUICK["op_batch"], 1
+        args.score_task_rows = QUICK["score_task_rows"]
+        args.mask_repeats = 1
     if "scoring" in args.parts and "vertical" not in args.parts:
         parser.error("scoring uses the vertical model: keep 'vertical' in --parts")
     load_before = os.getloadavg()
@@ -573,6 +919,14 @@ def main() -> None:
         report["vertical"] = [fig for fig, _ in runs]
         if "scoring" in args.parts:
             report["scoring"] = scoring_bench(runs[0][1], args.score_rows, args.label_columns)
+    if "scoring-task" in args.parts:
+        with ecdh_psi.new_executor(args.processes) as psi_pool:
+            key = ecdh_psi.new_key()  # start every worker (forkserver, imports) untimed
+            list(psi_pool.map(ecdh_psi.hash_and_blind, [key] * 4, [[b"warm"]] * 4))
+            report["scoring_task"] = [
+                scoring_task(n, args.label_columns, psi_pool, args.processes, args.timeout)
+                for n in args.score_task_rows
+            ]
     report.update(
         {
             "fate_hetero_lr_published": FATE,
@@ -584,7 +938,9 @@ def main() -> None:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "loadavg_before": [round(v, 2) for v in load_before],
             "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-            "machine": machine(["numpy", "phe", "gmpy2", "cryptography"]),
+            "machine": machine(
+                ["numpy", "phe", "gmpy2", "cryptography", "pyarrow", "duckdb", "rbcl"]
+            ),
         }
     )
     print(json.dumps(report, indent=2, sort_keys=True))

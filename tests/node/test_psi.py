@@ -239,6 +239,8 @@ def test_module_is_an_approved_algorithm_package() -> None:
         "node/crypto/oprf.py",
         "node/algorithms/identifiers.py",
         "node/algorithms/output_policy.py",
+        "node/algorithms/task_columns.py",
+        "node/algorithms/param_fields.py",
     }
     assert len(package.digest) == 32
     assert psi.Params is psi.PsiParams

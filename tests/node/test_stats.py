@@ -216,6 +216,7 @@ def test_module_contract_and_digest_cover_helpers() -> None:
         "node/algorithms/disclosure.py",
         "node/algorithms/columnar.py",
         "node/algorithms/task_columns.py",
+        "node/algorithms/param_fields.py",
     }
     assert len(package.digest) == 32
     canonical_json(stats.PARAMETER_SCHEMA)  # part of the digest: must canonicalise

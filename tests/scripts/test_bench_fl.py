@@ -2,7 +2,8 @@
 
 Each measured result must equal its baseline's: the secure FedAvg model equals the
 initial model plus the decoded plain sum of the same encoded updates, the vertical
-model equals the plaintext numpy replay bit for bit, the scores equal plaintext
+model equals the plaintext numpy replay bit for bit, the scores (of the library's
+logit exchange and of the whole ``fl-score`` task, PSI included) equal plaintext
 scoring. Where ``.venv-fl-baselines`` is missing (CI), flwr is reported as skipped,
 exactly; where it exists (``make bench-fl-baselines``), it must have run on the vector.
 """
@@ -72,8 +73,12 @@ def test_quick_benchmark_reports_every_part(
     assert vert["equals_replay"] is True
     assert vert["train_accuracy_after_epoch"] > 0.6  # one epoch on a learnable signal
     counts = vert["operation_counts"]
-    assert counts["nude_encryption"] == vert["rows"]
-    assert counts["decryption"] == counts["batches"] * vert["feature_holder_columns"]
+    assert counts["nude_encryption"] == counts["crt_obfuscation"] == vert["rows"]
+    # Packed: fewer decryptions and mask encryptions than columns per batch.
+    packed = counts["packed_ciphertexts_per_batch"]
+    assert 1 <= packed < vert["feature_holder_columns"]
+    assert counts["decryption"] == counts["obfuscation"] == counts["batches"] * packed
+    assert counts["pack_column"] == counts["batches"] * vert["feature_holder_columns"]
     assert 0 < counts["product"] <= vert["rows"] * vert["feature_holder_columns"]
     assert all(cost > 0 for cost in vert["single_op_us"].values())
     assert vert["operation_bound_seconds"] > 0 and vert["epoch_seconds"] > 0
@@ -84,6 +89,24 @@ def test_quick_benchmark_reports_every_part(
     score = report["scoring"]
     assert score["rows"] == bench.QUICK["score_rows"] and score["rows_per_second"] > 0
     assert score["max_abs_diff_from_plaintext"] < 1e-9
+
+    [task] = report["scoring_task"]
+    assert task["aligned_rows"] == bench.QUICK["score_task_rows"][0]
+    extra = round(task["aligned_rows"] * bench.EXTRA_IDS)
+    assert task["label_holder_rows"] == task["feature_holder_rows"] == task["aligned_rows"] + extra
+    assert task["psi_set_sizes"] == [task["label_holder_rows"], task["feature_holder_rows"]]
+    assert task["rows_per_second"] > 0 and all(s >= 0 for s in task["seconds_by_phase"].values())
+    assert set(task["wire_bytes_by_phase"]) <= {
+        "readiness",
+        "alignment_psi",
+        "alignment_order",
+        "scoring",
+    }
+    assert task["wire_bytes_by_phase"]["scoring"] >= 8 * task["aligned_rows"]
+    assert task["max_abs_diff_from_plaintext"] < 1e-9
+    for engine in ("pyarrow", "duckdb"):
+        assert task["plaintext"][engine]["max_abs_diff_from_provnet"] < 1e-9
+        assert task["plaintext"][engine]["provnet_over_plaintext_seconds"] > 0
 
 
 def test_flwr_is_reported_skipped_without_its_venv(

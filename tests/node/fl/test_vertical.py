@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import phe  # type: ignore[import-untyped]
@@ -208,14 +209,14 @@ def test_label_holder_never_receives_the_feature_holders_data_or_gradient(
     for g_int in rep.gradient_ints_b:
         for needle in _int_encodings(g_int, (16, KEY_BITS // 8, 2 * KEY_BITS // 8)):
             assert needle not in blob
-    # The opened (masked) gradients A returned do not equal B's gradients either.
+    # The opened (masked, packed) gradients A returned hold none of B's gradients
+    # either, and are packed: fewer values than columns.
     opened = [p for _, dst, s, p in trained.net.sent if dst == B and "opened" in s]
     for g_int, payload in zip(rep.gradient_ints_b, opened, strict=True):
         width = KEY_BITS // 8
-        values = [
-            int.from_bytes(payload[k : k + width], "big") for k in range(0, len(payload), width)
-        ]
-        assert all(v != g % (1 << KEY_BITS) for v, g in zip(values, g_int, strict=True))
+        assert len(payload) % width == 0 and len(payload) // width < len(g_int)
+        for needle in _int_encodings(g_int, (8, 16)):
+            assert needle not in payload
 
 
 def test_scoring_equals_plaintext_scoring_and_only_the_label_holder_learns_it(
@@ -329,3 +330,70 @@ def test_the_exact_sigmoid_residual_matches_plaintext_training() -> None:
     )
     np.testing.assert_allclose(secure, w, atol=1e-4)
     assert not np.allclose(secure, 0.0)
+
+
+# --------------------------------------------------- the arithmetic under the protocol
+
+
+@pytest.fixture(scope="module")
+def keypair() -> tuple[Any, Any]:
+    return phe.generate_paillier_keypair(n_length=KEY_BITS)
+
+
+def test_crt_obfuscator_is_r_to_the_n_mod_n_squared(keypair: tuple[Any, Any]) -> None:
+    public, private = keypair
+    n = public.n
+    for r in (2, 3, n - 1, public.get_random_lt_n(), public.get_random_lt_n()):
+        expected = pow(r, n, n * n)
+        assert vertical.obfuscator_crt(r, n, private.p, private.q) == expected
+    # An encryption with one decrypts to the value, as phe's own would.
+    o = vertical._obfuscators_crt(private.p, private.q, 1)[0]
+    c = public.raw_encrypt(12345, r_value=1) * o % (n * n)
+    assert private.raw_decrypt(c) == 12345
+
+
+def test_column_sums_equal_phe_products_and_sums(keypair: tuple[Any, Any]) -> None:
+    """Each column's ciphertext decrypts to sum_i x_i d_i for signed x and d, as phe's
+    EncryptedNumber arithmetic computes it; a column of zeros is [[0]]."""
+    public, private = keypair
+    n = public.n
+    rng = np.random.default_rng(5)
+    d = [int(v) for v in rng.integers(-(1 << 20), 1 << 20, 32)]
+    cts = [int(public.encrypt(v).ciphertext()) for v in d]
+    columns = [[int(v) for v in rng.integers(-(1 << 22), 1 << 22, 32)] for _ in range(5)]
+    columns.append([0] * 32)
+    columns.append([0] * 31 + [-1])
+    sums = vertical._column_sums(n, cts, columns)
+    for column, c in zip(columns, sums, strict=True):
+        expected = sum(x * v for x, v in zip(column, d, strict=True))
+        opened = private.raw_decrypt(c)
+        assert (opened - n if opened > n // 2 else opened) == expected
+        via_phe = sum(
+            (phe.EncryptedNumber(public, ct, 0) * x for ct, x in zip(cts, column, strict=True)),
+            public.encrypt(0),
+        )
+        assert private.decrypt(via_phe) == expected
+
+
+def test_packing_round_trips_signed_gradients_and_refuses_what_does_not_fit(
+    keypair: tuple[Any, Any],
+) -> None:
+    public, private = keypair
+    n = public.n
+    bound = 40
+    packing = vertical.Packing.for_key(n, bound, 80)
+    assert packing.per == (n.bit_length() - 2) // (bound + 80 + 2) and packing.per > 1
+    rng = np.random.default_rng(9)
+    gradients = [int(v) for v in rng.integers(-(1 << bound) + 1, 1 << bound, 2 * packing.per + 3)]
+    gradients[0], gradients[1] = -(1 << bound) + 1, (1 << bound) - 1  # the extremes
+    sums = [int(public.encrypt(g).ciphertext()) for g in gradients]
+    masks = [int(v) for v in rng.integers(0, 1 << 62, len(gradients))]
+    packed = packing.pack(n, sums, masks, public)
+    assert len(packed) == 3
+    opened = [private.raw_decrypt(c) for c in packed]
+    assert packing.unpack(opened, masks) == gradients
+    # Every slot A opens is the gradient plus its mask and offset, nothing else.
+    slot = (1 << packing.slot_bits) - 1
+    assert opened[0] & slot == gradients[0] + masks[0] + (1 << bound)
+    with pytest.raises(vertical.VerticalError, match="does not fit"):
+        vertical.Packing.for_key(n, n.bit_length(), 80)
