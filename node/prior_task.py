@@ -1,9 +1,10 @@
 """What a node knows of an earlier task, for an algorithm that builds on one (batch
 scoring with a model a training task anchored, ``node/algorithms/fl_score.py``).
 
-Gathered from the chain (algorithm, state, participants, this node's checkpoints) and
-from the node's own task record (its result, or the share it kept), never from a peer:
-each party checks its own model against its own anchors before it uses it.
+Gathered from the chain (algorithm, state, parameters digest, seats, every
+participant's checkpoints) and from the node's own task record (its result or the share
+it kept, its parameters), never from a peer: each party checks the model it is to use
+against the chain before anything leaves it.
 """
 
 from __future__ import annotations

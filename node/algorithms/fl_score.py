@@ -49,7 +49,15 @@ aggregator's), round 1 = the digest of the model (share) it scored with, so
 Disclosure: the consumer or label holder learns a score per aligned identifier (the
 purpose); two scoring tasks over datasets that differ in one row tell it nothing beyond
 that row's own score, which either task gives directly. The output policy's minimum
-group size applies to the aligned rows, refused before any logit is sent.
+group size applies to the aligned rows, refused before any logit is sent. What a score
+is: for logistic regression, sigmoid(w . x + c), so the scorer learns one linear
+projection of each scored row (vertical: of the feature holder's columns, the
+protocol's known leakage, as in training). One model gives one projection; a member
+that had k differently-trained models scored over the same rows would learn k
+projections, and with k >= the number of columns the rows themselves. What bounds that
+is consent, not arithmetic: every training and every scoring consumes one use of a
+grant of each data holder's dataset (``maxUses``), and each training's parameters are
+anchored for the auditor; a data holder grants scoring uses accordingly.
 
 Result (seat 0's, committed by the runner): the training task and its algorithm, per
 party the digest it scored with, the aligned identifiers (normalised) and their scores
@@ -120,7 +128,8 @@ PARAMETER_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "training_task": {
-            "description": "The completed fl-vertical task whose model is used (0x + 64 hex).",
+            "description": "The completed fl-vertical or fl-horizontal task whose model "
+            "is used (0x + 64 hex).",
             "type": "string",
             "pattern": "^0x[0-9a-fA-F]{64}$",
         },
@@ -133,12 +142,12 @@ PARAMETER_SCHEMA: dict[str, Any] = {
             "enum": sorted(identifiers.COUNTRIES),
         },
         "requester_column": {
-            "description": "The label holder's string id column in its scoring dataset.",
+            "description": "Seat 0's (label holder's or consumer's) string id column.",
             "type": "string",
             "minLength": 1,
         },
         "responder_column": {
-            "description": "Every feature holder's string id column.",
+            "description": "Every other seat's (feature holder's or provider's) string id column.",
             "type": "string",
             "minLength": 1,
         },
@@ -227,10 +236,6 @@ class Scorer:
     logits: Callable[[FloatArray], FloatArray] = field(repr=False)
     # Horizontal, on the consumer's side: what the provider needs (``vfl-score/model``).
     model_message: bytes = b""
-
-
-#: Kept for callers that name the vertical case.
-ModelShare = Scorer
 
 
 def _refuse(detail: str) -> VerticalTaskError:
@@ -582,7 +587,6 @@ __all__ = [
     "TRAINING_ALGORITHMS",
     "USES_TRAINING",
     "VERSION",
-    "ModelShare",
     "Params",
     "ScoreParams",
     "ScoreResult",
