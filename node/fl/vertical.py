@@ -30,6 +30,9 @@ homomorphic encryption" (2017):
    drawn from ``secrets`` in [0, 2^(bound + sigma)). Every slot holds
    g_kj + r_j + 2^bound in [0, 2^s), so the packed plaintext is below 2^(k s) < n and no
    slot carries into the next. B_k -> A: the packed ciphertexts (one per k columns).
+   With a pool, each packed ciphertext's column sums and Horner step are one task (the
+   groups are made even in size), and the masks' r^n are computed while B_k waits for
+   the next batch.
 5. A decrypts and returns the packed plaintexts; B_k reads each slot, removes
    r_j + 2^bound, scales, adds its own L2 term and updates w_Bk. A updates w_A and c
    with its own plaintext gradient X_A^T d / |b|.
@@ -73,10 +76,10 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import gmpy2  # type: ignore[import-untyped]
 import numpy as np
@@ -107,9 +110,6 @@ VERSION = "0.1.0"
 MIN_KEY_BITS = 1024  # tests only; production plans use the 2048-bit default
 STEP_KEY = "vfl/public-key"
 MAX_COLUMNS = 4096  # per feature holder: bounds what the label holder will decrypt
-
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 class VerticalError(ChannelError):
@@ -429,21 +429,56 @@ class Packing:
         return cls(bound_bits, slot, per)
 
     def groups(self, columns: int) -> list[range]:
-        return [range(s, min(s + self.per, columns)) for s in range(0, columns, self.per)]
+        """The columns of each packed ciphertext: as few ciphertexts as fit, as even in
+        size as possible (so the pool's workers get equal shares)."""
+        if columns < 1:
+            return []
+        count = -(-columns // self.per)
+        size = -(-columns // count)
+        return [range(s, min(s + size, columns)) for s in range(0, columns, size)]
 
-    def pack(self, n: int, sums: Sequence[int], masks: Sequence[int], public: Any) -> list[int]:
+    def mask_plain(self, group: range, masks: Sequence[int]) -> int:
+        """sum_j (r_j + 2^bound) 2^(slot (j - first)) over the group's columns."""
+        offset, plain = 1 << self.bound_bits, 0
+        for j in reversed(group):
+            plain = (plain << self.slot_bits) + masks[j] + offset
+        return plain
+
+    def pack(
+        self,
+        n: int,
+        sums: Sequence[int],
+        masks: Sequence[int],
+        public: Any,
+        obfuscators: Sequence[int] | None = None,
+    ) -> list[int]:
         """[[sum_j (g_j + r_j + 2^bound) 2^(slot j)]] per group, from the column sums
-        [[g_j]]: Horner's rule on the ciphertexts, then one fresh encryption of the
-        packed masks (its randomness re-randomises the whole ciphertext)."""
+        [[g_j]]: Horner's rule on the ciphertexts (:func:`horner`), then one fresh
+        encryption of the packed masks, whose randomness re-randomises the whole
+        ciphertext (with ``obfuscators``, precomputed r^n, one per group)."""
+        groups = self.groups(len(sums))
+        heads = [horner(n, [sums[j] for j in group], self.slot_bits) for group in groups]
+        return self.mask(n, heads, groups, masks, public, obfuscators)
+
+    def mask(
+        self,
+        n: int,
+        heads: Sequence[int],
+        groups: Sequence[range],
+        masks: Sequence[int],
+        public: Any,
+        obfuscators: Sequence[int] | None = None,
+    ) -> list[int]:
+        """Each group's packed sum times a fresh encryption of its packed masks."""
         n2 = gmpy2.mpz(n) * n
-        offset = 1 << self.bound_bits
         out = []
-        for group in self.groups(len(sums)):
-            acc, plain = gmpy2.mpz(1), 0
-            for j in reversed(group):
-                acc = gmpy2.powmod(acc, 1 << self.slot_bits, n2) * sums[j] % n2
-                plain = (plain << self.slot_bits) + masks[j] + offset
-            out.append(int(acc * public.raw_encrypt(plain) % n2))
+        for k, (head, group) in enumerate(zip(heads, groups, strict=True)):
+            plain = self.mask_plain(group, masks)
+            if obfuscators is None:
+                fresh = public.raw_encrypt(plain)
+            else:
+                fresh = public.raw_encrypt(plain, r_value=1) * obfuscators[k] % n2
+            out.append(int(head * fresh % n2))
         return out
 
     def unpack(self, opened: Sequence[int], masks: Sequence[int]) -> list[int]:
@@ -458,25 +493,38 @@ class Packing:
         return out
 
 
-def _spread(
+def horner(n: int, sums: Sequence[int], slot_bits: int) -> int:
+    """prod_j [[g_j]]^(2^(slot j)) mod n^2 = [[sum_j g_j 2^(slot j)]], by Horner's
+    rule: ``slot_bits`` squarings per column after the first."""
+    n2 = gmpy2.mpz(n) * n
+    acc = gmpy2.mpz(1)
+    for c in reversed(sums):
+        acc = gmpy2.powmod(acc, 1 << slot_bits, n2) * c % n2
+    return int(acc)
+
+
+def _packed_group(
+    n: int, ciphertexts: Sequence[int], columns: Sequence[Sequence[int]], slot_bits: int
+) -> int:
+    """Worker: one packed ciphertext's column sums and Horner step (unmasked)."""
+    return horner(n, _column_sums(n, ciphertexts, columns), slot_bits)
+
+
+def _packed_groups(
     executor: Executor | None,
-    work: Callable[..., list[_R]],
-    head: tuple[Any, ...],
-    items: Sequence[_T],
-) -> list[_R]:
-    """``work(*head, chunk)`` over the items, in two chunks per worker when an executor
-    is given; results concatenated in order."""
-    if executor is None or len(items) < 2:
-        return work(*head, items)
-    workers = getattr(executor, "_max_workers", 2)
-    size = max(1, math.ceil(len(items) / (2 * workers)))
+    n: int,
+    ciphertexts: Sequence[int],
+    columns: Sequence[Sequence[int]],
+    packing: Packing,
+) -> list[int]:
+    """Every group's packed (unmasked) ciphertext, one group per pool task."""
+    jobs = [[columns[j] for j in group] for group in packing.groups(len(columns))]
+    if executor is None or len(jobs) < 2:
+        return [_packed_group(n, ciphertexts, job, packing.slot_bits) for job in jobs]
     futures = [
-        executor.submit(work, *head, items[s : s + size]) for s in range(0, len(items), size)
+        executor.submit(_packed_group, n, ciphertexts, job, packing.slot_bits) for job in jobs
     ]
-    out: list[_R] = []
-    for future in futures:
-        out += future.result()
-    return out
+    return [future.result() for future in futures]
 
 
 # --------------------------------------------------------------------------- parties
@@ -608,9 +656,34 @@ def run_feature_holder(
     features = x.shape[1]
     quantised = [_quantise(x[:, j], plan.feature_frac_bits) for j in range(features)]
     packing = packing_for(plan, n, quantised)
+    # Fresh r^n for the packed masks' encryptions, computed by the pool ahead of use.
+    stock = _ObfuscatorStock(executor, n)
+    try:
+        return _feature_holder_epochs(
+            channel, plan, x, quantised, public, packing, stock, executor, timeout
+        )
+    finally:
+        stock.close()
+
+
+def _feature_holder_epochs(
+    channel: Channel,
+    plan: VerticalPlan,
+    x: FloatArray,
+    quantised: Sequence[Sequence[int]],
+    public: Any,
+    packing: Packing,
+    stock: _ObfuscatorStock,
+    executor: Executor | None,
+    timeout: float,
+) -> VerticalShare:
+    me, lh, n = channel.me, plan.label_holder, public.n
+    features = len(quantised)
     bound_bits = packing.bound_bits
     mask_range = 1 << (bound_bits + plan.mask_bits)
-    packed_count = len(packing.groups(features))
+    groups = packing.groups(features)
+    packed_count = len(groups)
+    stock.prefetch(packed_count)
     scale = float(1 << (plan.residual_frac_bits + plan.feature_frac_bits))
     width = _width(public.nsquare)
     weights = np.zeros(features, dtype=np.float64)
@@ -627,9 +700,11 @@ def run_feature_holder(
             )
             rows = idx.tolist()
             columns = [[col[i] for i in rows] for col in quantised]
-            sums = _spread(executor, _column_sums, (n, ciphertexts), columns)
+            heads = _packed_groups(executor, n, ciphertexts, columns, packing)
             masks = [secrets.randbelow(mask_range) for _ in range(features)]
-            masked = packing.pack(n, sums, masks, public)
+            obfuscators = stock.take(packed_count)
+            stock.prefetch(packed_count)  # the next batch's, while A decrypts
+            masked = packing.mask(n, heads, groups, masks, public, obfuscators)
             channel.send(lh, _step("masked-gradient", epoch, b), _ints_out(masked, width))
             step = _step("opened-gradient", epoch, b)
             payload = channel.receive(lh, step, timeout)
