@@ -207,15 +207,6 @@ class ScoreParams:
             "min_group_size": self.min_group_size,
         }
 
-    def psi_params(self) -> psi.PsiParams:
-        return psi.PsiParams(
-            mode="intersection",
-            identifier_kind=self.identifier_kind,
-            requester_column=self.requester_column,
-            responder_column=self.responder_column,
-            country=self.country,
-        )
-
 
 Params = ScoreParams
 

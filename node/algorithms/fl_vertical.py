@@ -375,16 +375,6 @@ class VerticalParams:
                 f"{len(self.responder_features)} feature list(s) for {k!r} feature holder(s)",
             )
 
-    def psi_params(self) -> psi.PsiParams:
-        """The alignment: PSI's ``intersection`` on the id columns."""
-        return psi.PsiParams(
-            mode="intersection",
-            identifier_kind=self.identifier_kind,
-            requester_column=self.requester_column,
-            responder_column=self.responder_column,
-            country=self.country,
-        )
-
 
 #: The parameters' type under the name the runner and the node service look up.
 Params = VerticalParams
@@ -575,7 +565,22 @@ class AlignedOnIds(Protocol):
     @property
     def country(self) -> str: ...
 
-    def psi_params(self) -> psi.PsiParams: ...
+    @property
+    def requester_column(self) -> str: ...
+
+    @property
+    def responder_column(self) -> str: ...
+
+
+def alignment_psi(params: AlignedOnIds) -> psi.PsiParams:
+    """The alignment: PSI's ``intersection`` on the id columns."""
+    return psi.PsiParams(
+        mode="intersection",
+        identifier_kind=params.identifier_kind,
+        requester_column=params.requester_column,
+        responder_column=params.responder_column,
+        country=params.country,
+    )
 
 
 def align_digest(params: AlignedOnIds, task: bytes, identifier: str) -> bytes:
@@ -697,7 +702,7 @@ def lead_alignment(
     task = _task_of(channel)
     found = psi.run_requester(
         channel,
-        params.psi_params(),
+        alignment_psi(params),
         table,
         columns,
         responders,
@@ -750,7 +755,7 @@ def follow_alignment(
     normalised identifier -> row) in the agreed order."""
     psi.run_responder(
         channel,
-        params.psi_params(),
+        alignment_psi(params),
         table,
         columns,
         requester,
@@ -989,6 +994,7 @@ __all__ = [
     "VerticalTaskError",
     "align_digest",
     "aligned_order",
+    "alignment_psi",
     "feature_matrix",
     "follow_alignment",
     "follow_readiness",
