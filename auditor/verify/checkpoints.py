@@ -149,6 +149,19 @@ def result_commitment(task_id: bytes, result: Mapping[str, Any], salt: bytes) ->
     )
 
 
+def opened_params(
+    on_chain: object, params: ParamsEnvelope | None, evidence: dict[str, Any]
+) -> Mapping[str, Any] | None:
+    """The disclosed parameters when they open the task's on-chain ``paramsDigest``;
+    otherwise None, and when some were given, ``evidence`` says they were not used."""
+    if params is None:
+        return None
+    if params.digest != digest32(on_chain, "TaskCreated.paramsDigest"):
+        evidence["paramsNotUsed"] = "they do not open the on-chain paramsDigest"
+        return None
+    return params.params
+
+
 def applies(h: TaskHistory) -> bool:
     """The task's algorithm anchors round checkpoints, or the chain holds some anyway
     (checkpoints of an algorithm that declares none must still form a chain), except
@@ -505,13 +518,8 @@ def check_fl_round_chain(
     def fail(problem: str) -> Check:
         return Check(NAME, False, problem, {**evidence, "rulesPassed": ran})
 
-    fl_params = None
-    if params is not None and params.digest == digest32(
-        created.args["paramsDigest"], "TaskCreated.paramsDigest"
-    ):
-        fl_params = fl_horizontal.FLParams.from_json(params.params)
-    elif params is not None:
-        evidence["paramsNotUsed"] = "they do not open the on-chain paramsDigest"
+    opened = opened_params(created.args["paramsDigest"], params, evidence)
+    fl_params = None if opened is None else fl_horizontal.FLParams.from_json(opened)
 
     problem = numbering_problem(
         anchored, aggregator, None if fl_params is None else fl_params.rounds, complete
@@ -618,13 +626,8 @@ def _check_vertical(
     def fail(problem: str) -> Check:
         return Check(NAME, False, problem, {**evidence, "rulesPassed": ran})
 
-    vfl_params = None
-    if params is not None and params.digest == digest32(
-        created.args["paramsDigest"], "TaskCreated.paramsDigest"
-    ):
-        vfl_params = fl_vertical.VerticalParams.from_json(params.params)
-    elif params is not None:
-        evidence["paramsNotUsed"] = "they do not open the on-chain paramsDigest"
+    opened = opened_params(created.args["paramsDigest"], params, evidence)
+    vfl_params = None if opened is None else fl_vertical.VerticalParams.from_json(opened)
 
     problem = vertical_chain.numbering_problem(
         anchored, seats, None if vfl_params is None else vfl_params.epochs, complete

@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from auditor.verify.check import Check, Malformed, digest32, guarded
-from auditor.verify.checkpoints import ResultDisclosure, result_commitment
+from auditor.verify.checkpoints import ResultDisclosure, opened_params, result_commitment
 from auditor.verify.history import ZERO, TaskHistory, algorithm_name, hex_
 from ledger.task_params import ParamsEnvelope
 from node.algorithms import fl_horizontal, fl_score, fl_vertical
@@ -198,8 +198,8 @@ def check_scoring_model(
     if problem:
         return fail(problem)
     ran.append("numbering")
-    on_chain = digest32(created.args["paramsDigest"], "TaskCreated.paramsDigest")
-    if params is None or params.digest != on_chain:
+    opened = opened_params(created.args["paramsDigest"], params, evidence)
+    if opened is None:
         evidence["rulesPassed"] = ran
         why = "no parameters given" if params is None else "the parameters do not open paramsDigest"
         return Check(
@@ -209,7 +209,7 @@ def check_scoring_model(
             f"parameters only ({why}: give the creator's `provnet task result` with --params)",
             evidence,
         )
-    training_task = fl_score.ScoreParams.from_json(params.params).training_task
+    training_task = fl_score.ScoreParams.from_json(opened).training_task
     evidence["trainingTask"] = hex_(training_task)
     training = TaskHistory(training_task, h.all_events, h.timestamps)
     problem = training_problem(training, participants, created.position)

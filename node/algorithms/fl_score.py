@@ -80,7 +80,7 @@ import pyarrow as pa
 from ledger.clients.algorithms import AlgorithmKind
 from ledger.rows import Column
 from ledger.task_params import ParamsEnvelope
-from node.algorithms import fl_horizontal, fl_vertical, identifiers, psi
+from node.algorithms import fl_horizontal, fl_vertical, psi
 from node.algorithms.fl_vertical import VerticalTaskError
 from node.algorithms.output_policy import EffectivePolicy
 from node.algorithms.param_fields import column_name, json_object, min_group_size
@@ -133,14 +133,9 @@ PARAMETER_SCHEMA: dict[str, Any] = {
             "type": "string",
             "pattern": "^0x[0-9a-fA-F]{64}$",
         },
-        "identifier_kind": {
-            "description": "How the id columns are normalised before PSI (docs/identifiers.md).",
-            "enum": list(identifiers.KINDS),
-        },
-        "country": {
-            "description": "Default calling code for phone numbers written nationally.",
-            "enum": sorted(identifiers.COUNTRIES),
-        },
+        # The id columns are matched as in training: fl-vertical's definitions.
+        "identifier_kind": fl_vertical.PARAMETER_SCHEMA["properties"]["identifier_kind"],
+        "country": fl_vertical.PARAMETER_SCHEMA["properties"]["country"],
         "requester_column": {
             "description": "Seat 0's (label holder's or consumer's) string id column.",
             "type": "string",
@@ -151,10 +146,7 @@ PARAMETER_SCHEMA: dict[str, Any] = {
             "type": "string",
             "minLength": 1,
         },
-        "min_group_size": {
-            "description": "Raise the policy's minimum aligned row count.",
-            "type": ["integer", "null"],
-        },
+        "min_group_size": fl_vertical.PARAMETER_SCHEMA["properties"]["min_group_size"],
     },
 }
 
@@ -187,7 +179,7 @@ class ScoreParams:
             raise InvalidParams(
                 "training_task", f"must be a task id, 0x and 64 hex digits, got {task!r}"
             )
-        kind, country = fl_vertical.identifier_fields(raw)
+        kind, country = psi.identifier_fields(raw)
         return cls(
             training_task=training,
             identifier_kind=kind,

@@ -263,21 +263,6 @@ def _names(field_name: str, value: object, *, allow_empty: bool) -> tuple[str, .
     return names
 
 
-def identifier_fields(raw: Mapping[str, Any]) -> tuple[str, str]:
-    """``identifier_kind`` and ``country`` (default ``86``), checked."""
-    kind = raw["identifier_kind"]
-    if kind not in identifiers.KINDS:
-        raise InvalidParams(
-            "identifier_kind", f"must be one of {list(identifiers.KINDS)}, got {kind!r}"
-        )
-    country = raw.get("country", _DEFAULTS["country"])
-    if not isinstance(country, str) or country not in identifiers.COUNTRIES:
-        raise InvalidParams(
-            "country", f"must be one of {sorted(identifiers.COUNTRIES)}, got {country!r}"
-        )
-    return kind, country
-
-
 @dataclass(frozen=True)
 class VerticalParams:
     """What to train; built from JSON by :meth:`from_json`, which validates strictly."""
@@ -306,7 +291,7 @@ class VerticalParams:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> VerticalParams:
         raw = json_object(raw, PARAMETER_SCHEMA)
-        kind, country = identifier_fields(raw)
+        kind, country = psi.identifier_fields(raw)
         requester_column = column_name("requester_column", raw["requester_column"])
         responder_column = column_name("responder_column", raw["responder_column"])
         label = column_name("label", raw["label"])
@@ -998,7 +983,6 @@ __all__ = [
     "feature_matrix",
     "follow_alignment",
     "follow_readiness",
-    "identifier_fields",
     "identifier_index",
     "lead_alignment",
     "lead_readiness",

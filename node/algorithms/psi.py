@@ -269,6 +269,24 @@ def _restore_psi_error(reason: str, detail: str, from_peer: bool) -> PsiError:
 # ----------------------------------------------------------------------- parameters
 
 
+def identifier_fields(raw: Mapping[str, Any]) -> tuple[str, str]:
+    """``identifier_kind`` and ``country`` (default ``86``), checked: every algorithm
+    that matches identifiers (PSI, and the federated tasks aligned by it) reads them
+    so."""
+    kind = raw["identifier_kind"]
+    if kind not in identifiers.KINDS:
+        raise InvalidParams(
+            "identifier_kind", f"must be one of {list(identifiers.KINDS)}, got {kind!r}"
+        )
+    country = raw.get("country", "86")
+    if not isinstance(country, str) or country not in identifiers.COUNTRIES:
+        raise InvalidParams(
+            "country",
+            f"must be one of {sorted(identifiers.COUNTRIES)} (without '+'), got {country!r}",
+        )
+    return kind, country
+
+
 @dataclass(frozen=True)
 class PsiParams:
     """What to compute; built from JSON by :meth:`from_json`, which validates strictly."""
@@ -294,11 +312,7 @@ class PsiParams:
         mode = raw["mode"]
         if mode not in MODES:
             raise InvalidParams("mode", f"must be one of {list(MODES)}, got {mode!r}")
-        kind = raw["identifier_kind"]
-        if kind not in identifiers.KINDS:
-            raise InvalidParams(
-                "identifier_kind", f"must be one of {list(identifiers.KINDS)}, got {kind!r}"
-            )
+        kind, country = identifier_fields(raw)
         requester_column = column_name("requester_column", raw["requester_column"])
         responder_column = column_name("responder_column", raw["responder_column"])
 
@@ -331,12 +345,6 @@ class PsiParams:
                 "payload_columns", "only intersection-payload takes payload columns"
             )
 
-        country = raw.get("country", "86")
-        if not isinstance(country, str) or country not in identifiers.COUNTRIES:
-            raise InvalidParams(
-                "country",
-                f"must be one of {sorted(identifiers.COUNTRIES)} (without '+'), got {country!r}",
-            )
         min_group = min_group_size(raw)
         return cls(
             mode=mode,
@@ -1666,6 +1674,7 @@ __all__ = [
     "PsiError",
     "PsiParams",
     "PsiResult",
+    "identifier_fields",
     "plaintext_psi",
     "run_requester",
     "run_responder",
