@@ -237,6 +237,28 @@ def test_seats_other_than_the_training_tasks_are_refused(
     assert "participants and seats are not this task's" in detail, detail
 
 
+def test_an_alignment_below_the_minimum_group_size_scores_nothing(
+    trained: tuple[Network, Slots, bytes],
+) -> None:
+    """A label holder asking to score fewer rows than the output policy allows (here:
+    raising the minimum above the aligned count) gets no score: the task fails with
+    GROUP_TOO_SMALL before any partial logit leaves the feature holder."""
+    network, slots, training = trained
+    aligned = len(training_sides().shared)
+    params = _score_params(training, min_group_size=aligned + 1)
+    task_id = _score(network, [slots["bank-b"]], params)
+    assert network.drive(task_id) == TaskState.FAILED
+    reason, _ = network.failure(task_id)
+    assert reason == Reason.GROUP_TOO_SMALL
+    sent = network.mesh.networks[task_id].sent
+    assert not [step for _, _, step, _ in sent if step.startswith("vfl-score/")]
+    # One row fewer than the minimum is refused; exactly the minimum is scored.
+    task_id = _score(network, [slots["bank-b"]], _score_params(training, min_group_size=aligned))
+    assert network.drive(task_id) == TaskState.COMPLETED
+    result = network.creator.task_result(hex32(task_id))["result"]
+    assert result["aligned_rows"] == aligned
+
+
 def test_a_training_task_of_another_kind_or_unknown_is_refused(
     trained: tuple[Network, Slots, bytes],
 ) -> None:
